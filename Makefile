@@ -1,0 +1,40 @@
+# Octet: `make run` sets up .venv and runs the job, then opens the app; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel on this disk; set TORCH_SPEC="torch" (or an index URL's build) for another one.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run app test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/octet run --or-demo; status=$$?; \
+	if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi
+	$(BIN)/octet app --or-demo
+
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench
+
+lint: $(TEST_STAMP)
+	$(BIN)/python -m compileall -q pipeline storage app.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,409 @@
+"""arXiv sources: the RSS listing feed, the API (the ``arxiv`` package) and JSONL files → ``Paper``.
+
+Every request goes through one ``Transport``: one connection, at least
+``delay_seconds`` between requests, a timeout on each, retries with exponential
+backoff on timeouts, resets, 429 (honouring ``Retry-After``), 5xx and truncated or
+malformed bodies. A bad entry is logged and skipped; the rest of the page is kept.
+``build_paper`` is the one place a ``Paper`` is made.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Callable, Iterable, Iterator
+
+import arxiv
+import feedparser
+import requests
+from arxiv import _feed as arxiv_feed
+from lxml import etree
+
+from pipeline.config import ConfigError, Settings
+from pipeline.paper import InvalidArxivId, Paper, abs_url, clean_text, pdf_url, split_id
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "octet/0.1 (arXiv reading tracker; https://github.com/octet)"
+MAX_RETRY_AFTER_SECONDS = 600.0
+
+
+class ArxivUnreachable(RuntimeError):
+    """arXiv did not give a usable answer after every retry (exit code 3)."""
+
+
+class ArxivRequestError(RuntimeError):
+    """arXiv answered that the request itself is wrong (a 4xx other than 429)."""
+
+
+class MalformedResponse(ValueError):
+    """A body that is truncated or not the XML we asked for: retried, never half-stored."""
+
+
+class FeedError(ConfigError):
+    """The RSS feed answered with its error feed (an unknown category): exit 2."""
+
+
+class BadEntry(ValueError):
+    """One entry that cannot become a Paper; logged and skipped."""
+
+
+# ---- transport ---------------------------------------------------------------
+
+class Transport:
+    """Polite HTTP GET: pacing, timeout, retries with backoff, body checks."""
+
+    def __init__(self, delay_seconds: float = 3.0, timeout_seconds: float = 30.0,
+                 num_retries: int = 5, sleep: Callable[[float], None] = time.sleep):
+        self.delay_seconds = delay_seconds
+        self.timeout_seconds = timeout_seconds
+        self.num_retries = num_retries
+        self.sleep = sleep
+        self.session = requests.Session()
+        # One connection at a time, as arXiv's terms ask.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._last_request_end: float | None = None
+        self.request_times: list[float] = []
+        """Start time (monotonic) of every request made, for reports and tests."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides) -> "Transport":
+        options = dict(delay_seconds=settings.arxiv_delay,
+                       timeout_seconds=settings.http_timeout,
+                       num_retries=settings.http_retries)
+        options.update(overrides)
+        return cls(**options)
+
+    def _pace(self) -> None:
+        if self._last_request_end is None:
+            return
+        wait = self.delay_seconds - (time.monotonic() - self._last_request_end)
+        if wait > 0:
+            self.sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        base = max(self.delay_seconds, 0.1)
+        return min(60.0, base * (2 ** attempt)) * (0.8 + 0.4 * random.random())
+
+    def get(self, url: str, check: Callable[[bytes], None] | None = None) -> bytes:
+        """The body of ``url``; ``check`` raises ``MalformedResponse`` for a bad body."""
+        last_error = "no attempt"
+        for attempt in range(self.num_retries + 1):
+            self._pace()
+            wait = self._backoff(attempt)
+            self.request_times.append(time.monotonic())
+            try:
+                response = self.session.get(url, timeout=self.timeout_seconds)
+                body = response.content
+            except requests.RequestException as error:
+                last_error = f"{type(error).__name__}: {error}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        if check:
+                            check(body)
+                        return body
+                    except MalformedResponse as error:
+                        last_error = f"malformed response: {error}"
+                elif status == 429 or status >= 500:
+                    last_error = f"HTTP {status}"
+                    wait = max(wait, _retry_after(response.headers.get("Retry-After")))
+                else:
+                    raise ArxivRequestError(f"arXiv answered HTTP {status} for {url}: "
+                                            f"{_error_summary(body)}")
+            finally:
+                self._last_request_end = time.monotonic()
+            log.warning("request %s failed (%s); try %d of %d", url, last_error,
+                        attempt + 1, self.num_retries + 1)
+            if attempt < self.num_retries:
+                self.sleep(wait)
+        raise ArxivUnreachable(
+            f"arXiv could not be reached at {url} after {self.num_retries + 1} tries "
+            f"({last_error}); check the network (or OCTET_ARXIV_RSS_URL / OCTET_ARXIV_API_URL) "
+            f"and run again — nothing stored was changed")
+
+
+def _retry_after(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _error_summary(body: bytes) -> str:
+    match = re.search(rb"<summary>(.*?)</summary>", body or b"", re.S)
+    text = match.group(1) if match else (body or b"")[:200]
+    return clean_text(text.decode("utf-8", "replace")) or "no detail"
+
+
+def check_xml(root_tag: str) -> Callable[[bytes], None]:
+    """A body check: strict well-formed XML whose root element is ``root_tag``."""
+    def check(body: bytes) -> None:
+        try:
+            root = etree.fromstring(body, etree.XMLParser(resolve_entities=False,
+                                                           no_network=True))
+        except etree.XMLSyntaxError as error:
+            raise MalformedResponse(f"not well-formed XML ({error})") from None
+        if etree.QName(root).localname != root_tag:
+            raise MalformedResponse(f"expected <{root_tag}>, got <{etree.QName(root).localname}>")
+    return check
+
+
+# ---- the one place a Paper is built --------------------------------------------
+
+def build_paper(*, arxiv_id: str, title: str, version: int | None = None,
+                authors: Iterable[str] = (), abstract: str | None = "",
+                categories: Iterable[str] = (), primary_category: str | None = None,
+                published: datetime | None = None, updated: datetime | None = None,
+                comment: str | None = None, journal_ref: str | None = None,
+                doi: str | None = None, announce_type: str = "api",
+                listed_date: str | None = None) -> Paper:
+    """Validate and normalize one record from any source; raises ``BadEntry``."""
+    try:
+        bare_id, id_version = split_id(arxiv_id)
+    except InvalidArxivId as error:
+        raise BadEntry(str(error)) from None
+    version = version or id_version or 1
+    title = clean_text(title)
+    if not title:
+        raise BadEntry(f"{bare_id}: no title")
+    categories = tuple(dict.fromkeys(c.strip() for c in categories if c and c.strip()))
+    primary = (primary_category or "").strip() or (categories[0] if categories else "")
+    if listed_date:
+        try:
+            listed_date = date.fromisoformat(str(listed_date)[:10]).isoformat()
+        except ValueError:
+            raise BadEntry(f"{bare_id}: listed date {listed_date!r} is not YYYY-MM-DD") from None
+    if primary and primary not in categories:
+        categories = (primary, *categories)
+    elif primary:
+        categories = (primary, *[c for c in categories if c != primary])
+    return Paper(
+        arxiv_id=bare_id, version=int(version), title=title,
+        authors=tuple(clean_text(a) for a in authors if a and clean_text(a)),
+        abstract=clean_text(abstract), categories=categories, primary_category=primary,
+        published=_utc(published), updated=_utc(updated),
+        comment=clean_text(comment) or None, journal_ref=clean_text(journal_ref) or None,
+        doi=clean_text(doi) or None, abs_url=abs_url(bare_id, version),
+        pdf_url=pdf_url(bare_id, version), announce_type=announce_type,
+        listed_date=listed_date)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
+        timezone.utc)
+
+
+# ---- RSS listing feed -----------------------------------------------------------
+
+@dataclass
+class Listing:
+    """One day's RSS listing for the configured categories."""
+
+    papers: list[Paper] = field(default_factory=list)
+    """Each announced paper once (a paper listed in several categories is one paper)."""
+    announced: int = 0
+    """Items in the feed, before merging duplicates and skipping bad entries."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Item id (or position) → why it was skipped."""
+    feed_date: date | None = None
+    """The announcement day the feed is for (its pubDate, US Eastern)."""
+    weekend: bool = False
+    """True when the feed is for a Saturday or Sunday, when arXiv announces nothing."""
+
+
+_ABSTRACT_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*Abstract:\s*", re.S)
+
+
+def parse_rss(body: bytes) -> Listing:
+    """Parse an RSS 2.0 listing feed; raises ``FeedError`` for arXiv's error feed."""
+    parsed = feedparser.parse(body)
+    title = parsed.feed.get("title", "")
+    if title.startswith("Feed error"):
+        raise FeedError(f"arXiv rejected the categories ({clean_text(parsed.feed.get('subtitle', ''))}); "
+                        "fix OCTET_CATEGORIES or `categories` in config.toml")
+    listing = Listing(announced=len(parsed.entries), feed_date=_feed_date(parsed))
+    if listing.feed_date:
+        listing.weekend = listing.feed_date.weekday() >= 5
+    for position, entry in enumerate(parsed.entries):
+        try:
+            listing.papers.append(_paper_from_rss(entry, listing.feed_date))
+        except (BadEntry, KeyError, TypeError, ValueError) as error:
+            key = entry.get("id") or f"item {position + 1}"
+            log.warning("skipping RSS entry %s: %s", key, error)
+            listing.skipped[key] = str(error)
+    return listing
+
+
+def _feed_date(parsed) -> date | None:
+    stamp = parsed.feed.get("published") or parsed.feed.get("updated")
+    if not stamp:
+        return None
+    try:
+        return parsedate_to_datetime(stamp).date()
+    except (TypeError, ValueError):
+        return None
+
+
+def _paper_from_rss(entry, feed_date: date | None) -> Paper:
+    raw_id = entry.get("id") or entry.get("link") or ""
+    abstract = _ABSTRACT_PREFIX.sub("", entry.get("summary", ""))
+    creators = entry.get("author", "")
+    return build_paper(
+        arxiv_id=raw_id, title=entry.get("title", ""),
+        authors=[name for name in creators.split(", ")] if creators else (),
+        abstract=abstract, categories=[tag.get("term", "") for tag in entry.get("tags", [])],
+        journal_ref=entry.get("arxiv_journal_reference"), doi=entry.get("arxiv_doi"),
+        announce_type=entry.get("arxiv_announce_type") or "new",
+        listed_date=feed_date.isoformat() if feed_date else None)
+
+
+def fetch_listing(transport: Transport, settings: Settings) -> Listing:
+    """Today's listing for the configured categories."""
+    body = transport.get(settings.rss_url(), check=check_xml("rss"))
+    return parse_rss(body)
+
+
+# ---- arXiv API --------------------------------------------------------------------
+
+class _TransportClient(arxiv.Client):
+    """The ``arxiv`` package's client with our transport underneath (it sends no
+    timeout and knows nothing of Retry-After or truncated bodies)."""
+
+    def __init__(self, transport: Transport, api_url: str, page_size: int):
+        super().__init__(page_size=page_size, delay_seconds=0, num_retries=0)
+        self.transport = transport
+        self.query_url_format = api_url + "?{}"
+
+    def _parse_feed(self, url: str, first_page: bool = True, _try_index: int = 0):
+        def check(body: bytes) -> None:
+            check_xml("feed")(body)
+            if not first_page and b"<entry" not in body:
+                raise MalformedResponse("unexpected empty page")
+        return arxiv_feed.parse(self.transport.get(url, check=check))
+
+
+def paper_from_result(result: arxiv.Result, announce_type: str = "api",
+                      listed_date: str | None = None) -> Paper:
+    """An API result → ``Paper`` (through ``build_paper``)."""
+    return build_paper(
+        arxiv_id=result.entry_id, title=result.title,
+        authors=[author.name for author in result.authors], abstract=result.summary,
+        categories=result.categories, primary_category=result.primary_category,
+        published=result.published, updated=result.updated, comment=result.comment,
+        journal_ref=result.journal_ref, doi=result.doi, announce_type=announce_type,
+        listed_date=listed_date)
+
+
+def hydrate(transport: Transport, settings: Settings, arxiv_ids: list[str]) -> Iterator[list[Paper]]:
+    """Full API records for ids, one list per batch of ``settings.api_batch_size``."""
+    size = max(1, settings.api_batch_size)
+    for start in range(0, len(arxiv_ids), size):
+        batch = arxiv_ids[start:start + size]
+        client = _TransportClient(transport, settings.arxiv_api_url, page_size=len(batch))
+        search = arxiv.Search(id_list=batch, max_results=len(batch))
+        yield list(_results_to_papers(client.results(search)))
+
+
+def _results_to_papers(results: Iterable[arxiv.Result]) -> Iterator[Paper]:
+    for result in results:
+        try:
+            yield paper_from_result(result)
+        except BadEntry as error:
+            log.warning("skipping API entry %s: %s", result.entry_id, error)
+
+
+def backfill(transport: Transport, settings: Settings, since: date, until: date,
+             page_size: int = 200) -> Iterator[list[Paper]]:
+    """Papers submitted in [since, until] in the configured categories, one list per page."""
+    categories = " OR ".join(f"cat:{category}" for category in settings.categories)
+    window = f"submittedDate:[{since:%Y%m%d}0000 TO {until:%Y%m%d}2359]"
+    search = arxiv.Search(query=f"({categories}) AND {window}", max_results=None,
+                          sort_by=arxiv.SortCriterion.SubmittedDate,
+                          sort_order=arxiv.SortOrder.Ascending)
+    client = _TransportClient(transport, settings.arxiv_api_url, page_size=page_size)
+    page: list[Paper] = []
+    for paper in _results_to_papers(client.results(search)):
+        page.append(paper)
+        if len(page) >= page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+# ---- JSONL files --------------------------------------------------------------------
+
+def read_jsonl(lines: Iterable[str], announce_type: str = "import"
+               ) -> Iterator[tuple[int, Paper | None, str | None]]:
+    """``(line number, paper or None, error or None)`` per non-blank line.
+
+    Reads Octet's own listing format (``id``, ``title``, ``authors`` list,
+    ``categories`` list, ``abstract``, ``comment``, ``listed_date``) and arXiv's
+    public metadata snapshot (``categories`` as one string, ``authors`` as one
+    string, ``versions``, ``update_date``, ``journal-ref``, ``doi``).
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise BadEntry("not a JSON object")
+            yield number, paper_from_record(row, announce_type), None
+        except (json.JSONDecodeError, BadEntry, TypeError, ValueError, KeyError) as error:
+            yield number, None, f"line {number}: {error}"
+
+
+def paper_from_record(row: dict, announce_type: str = "import") -> Paper:
+    """One JSON record (either format) → ``Paper``."""
+    raw_id = row.get("id") or row.get("arxiv_id")
+    if not raw_id:
+        raise BadEntry("no 'id' field")
+    categories = row.get("categories") or []
+    if isinstance(categories, str):
+        categories = categories.split()
+    authors = row.get("authors") or []
+    if isinstance(authors, str):
+        authors = _split_author_string(authors)
+    versions = row.get("versions") or []
+    version = len(versions) if isinstance(versions, list) and versions else None
+    published = _snapshot_date(versions[0]) if version else None
+    updated = _snapshot_date(versions[-1]) if version else None
+    return build_paper(
+        arxiv_id=str(raw_id), version=version, title=row.get("title") or "", authors=authors,
+        abstract=row.get("abstract") or "", categories=categories,
+        primary_category=row.get("primary_category"), published=published, updated=updated,
+        comment=row.get("comment"), journal_ref=row.get("journal-ref") or row.get("journal_ref"),
+        doi=row.get("doi"), announce_type=announce_type,
+        listed_date=row.get("listed_date") or row.get("update_date"))
+
+
+def _split_author_string(text: str) -> list[str]:
+    text = re.sub(r"\s+and\s+", ", ", clean_text(text))
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _snapshot_date(version: dict) -> datetime | None:
+    stamp = version.get("created") if isinstance(version, dict) else None
+    try:
+        return parsedate_to_datetime(stamp) if stamp else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,104 @@
+"""All SQL about summaries: what is pending, storing a batch, and the summary to show."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+
+from storage.db import connect, transaction
+
+_TEXT = ("tldr", "problem", "method", "results", "why_it_matters")
+_COLUMNS = ("arxiv_id", "backend", "model", "prompt_version", "version", *_TEXT,
+            "extractive", "fallback_fields", "created_at")
+_SCHEMA = pa.schema([
+    ("arxiv_id", pa.string()), ("backend", pa.string()), ("model", pa.string()),
+    ("prompt_version", pa.string()), ("version", pa.int32()),
+    *[(name, pa.string()) for name in _TEXT],
+    ("extractive", pa.bool_()), ("fallback_fields", pa.list_(pa.string())),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def pending_ids(db_path: Path, backend: str, model: str, prompt_version: str) -> list[str]:
+    """Papers with no summary from this backend/model/prompt at their current version."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute("""
+            SELECT p.arxiv_id FROM papers p
+            LEFT JOIN summaries s ON s.arxiv_id = p.arxiv_id AND s.backend = ?
+                 AND s.model = ? AND s.prompt_version = ? AND s.version = p.version
+            WHERE s.arxiv_id IS NULL
+            ORDER BY p.arxiv_id""", [backend, model, prompt_version]).fetchall()
+    return [row[0] for row in rows]
+
+
+def _arrow(summaries: Iterable) -> pa.Table:
+    columns = {name: [] for name in _COLUMNS}
+    for summary in summaries:
+        for name in _COLUMNS:
+            columns[name].append(getattr(summary, name))
+    columns["fallback_fields"] = [list(value) for value in columns["fallback_fields"]]
+    columns["created_at"] = [value or datetime.now(timezone.utc)
+                             for value in columns["created_at"]]
+    return pa.table(columns, schema=_SCHEMA)
+
+
+def save_summaries(db_path: Path, summaries: list) -> int:
+    """Store a batch of ``Summary`` objects in one transaction, replacing older ones
+    from the same backend/model/prompt. Returns how many were written."""
+    if not summaries:
+        return 0
+    incoming = _arrow(summaries)
+    names = ", ".join(_COLUMNS)
+    with transaction(db_path) as con:
+        con.register("incoming_summaries", incoming)
+        con.execute(f"INSERT OR REPLACE INTO summaries ({names}) "
+                    f"SELECT {names} FROM incoming_summaries")
+        con.unregister("incoming_summaries")
+    return len(summaries)
+
+
+# The summary to show: one at the paper's current version when there is one, a generated
+# one before an extractive one, the newest first; `stale` says the paper moved on since.
+_BEST = """
+SELECT s.*, s.version <> p.version AS stale
+FROM summaries s JOIN papers p USING (arxiv_id)
+WHERE s.arxiv_id IN (SELECT arxiv_id FROM wanted)
+QUALIFY row_number() OVER (PARTITION BY s.arxiv_id
+        ORDER BY s.version = p.version DESC, s.extractive ASC, s.created_at DESC) = 1
+"""
+
+
+def summary_for(db_path: Path, arxiv_ids: Iterable[str]) -> dict[str, dict]:
+    """``{arxiv_id: summary dict}`` for the ids that have one. Fields: tldr, problem,
+    method, results, why_it_matters, backend, model, prompt_version, version, created_at
+    (ISO text), extractive, fallback_fields (list), stale."""
+    wanted = list(dict.fromkeys(arxiv_ids))
+    if not wanted:
+        return {}
+    with connect(db_path, read_only=True) as con:
+        con.register("wanted", pa.table({"arxiv_id": wanted}, schema=pa.schema(
+            [("arxiv_id", pa.string())])))
+        cursor = con.execute(_BEST)
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    found = {}
+    for row in rows:
+        record = dict(zip(names, row))
+        record["created_at"] = record["created_at"].astimezone(timezone.utc).isoformat()
+        record["fallback_fields"] = list(record["fallback_fields"] or [])
+        found[record["arxiv_id"]] = record
+    return found
+
+
+def summary_counts(db_path: Path) -> list[dict]:
+    """How many current summaries each backend/model/prompt holds (for status output)."""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute("""
+            SELECT s.backend, s.model, s.prompt_version, count(*) FILTER (s.version = p.version),
+                   count(*) FILTER (s.version <> p.version)
+            FROM summaries s JOIN papers p USING (arxiv_id)
+            GROUP BY ALL ORDER BY ALL""").fetchall()
+    return [{"backend": b, "model": m, "prompt_version": v, "current": c, "stale": s}
+            for b, m, v, c, s in rows]

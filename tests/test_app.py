@@ -1,0 +1,165 @@
+"""Every page of the app with AppTest, on an empty and a filled database; each action's
+effect is checked in the database."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import queue
+from storage import reading
+from storage.db import connect
+from tests.reading_helpers import store_real_papers
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ("ui/this_week.py", "ui/inbox.py", "ui/reading_queue.py", "ui/browse.py",
+         "ui/progress.py", "ui/runs.py")
+
+
+def _open(page: str | None = None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()  # the default page (This week) runs first, as in a browser
+    if page:
+        app.switch_page(page)
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def _text(app: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "title", "caption", "info", "success", "warning",
+                                  "error", "subheader") for e in getattr(app, kind)]
+    return "\n".join(str(part) for part in parts)
+
+
+@pytest.fixture
+def filled(settings):
+    return store_real_papers(settings.db_path, 40)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_database(settings, page):
+    app = _open(page)
+    assert app.title, "each page has a title"
+    if page == "ui/this_week.py":
+        assert "No papers yet" in _text(app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_filled_database(settings, filled, page):
+    app = _open(page)
+    assert app.title
+    if page in ("ui/this_week.py", "ui/inbox.py", "ui/browse.py"):
+        assert any(p.title.split()[0] in _text(app).replace("\\", "") for p in filled)
+
+
+def test_this_week_marks_the_pick_read_with_rating_and_notes(settings, filled):
+    app = _open()
+    pick = reading.get_pick(settings.db_path, queue.current_week())
+    assert pick is not None and pick["title"].split()[0] in _text(app).replace("\\", "")
+    assert "Why this one" in _text(app)
+    app.button[0].click().run()  # Start reading
+    assert reading.reading_of(settings.db_path, pick["arxiv_id"])["started_at"]
+    app.feedback[0].set_value(3)  # the fourth star
+    app.text_area[0].input("Key idea: **entity** masks")
+    app.button(key="FormSubmitter:mark_read-Mark read").click().run()
+    assert not app.exception
+    stored = reading.reading_of(settings.db_path, pick["arxiv_id"])
+    assert (stored["state"], stored["rating"], stored["notes"]) == ("read", 4, "Key idea: **entity** masks")
+    assert "Marked read" in _text(app)
+    assert "1 wk" in [m.value for m in app.metric][0]
+
+
+def test_this_week_swap_and_skip(settings, filled):
+    app = _open()
+    week = queue.current_week()
+    pick = reading.get_pick(settings.db_path, week)
+    runner = pick["runners_up"][0]
+    app.button(key=f"swap_{runner}").click().run()
+    assert reading.get_pick(settings.db_path, week)["arxiv_id"] == runner
+    skip = next(b for b in app.button if b.label == "Skip this week")
+    skip.click().run()
+    assert reading.get_pick(settings.db_path, week)["status"] == "skipped"
+    assert "You skipped this week" in _text(app)
+
+
+def test_inbox_queue_and_dismiss(settings, filled):
+    app = _open("ui/inbox.py")
+    shown = [b.key.removeprefix("queue_") for b in app.button if (b.key or "").startswith("queue_")]
+    assert len(shown) >= 2
+    first, second = shown[:2]
+    app.button(key=f"queue_{first}").click().run()
+    app.button(key=f"dismiss_{second}").click().run()
+    states = reading.states_for(settings.db_path, [first, second])
+    assert states == {first: "queued", second: "dismissed"}
+    assert f"Dismissed {second}" in _text(app)
+
+
+def test_queue_page_moves_and_removes(settings, filled):
+    ids = [paper.arxiv_id for paper in filled[:3]]
+    # A pick already chosen, so opening the app does not take the queue's first paper.
+    reading.set_pick(settings.db_path, queue.current_week(), filled[9].arxiv_id, "reader")
+    reading.queue_add(settings.db_path, ids)
+    app = _open("ui/reading_queue.py")
+    app.button(key=f"top_{ids[2]}").click().run()
+    assert [row["arxiv_id"] for row in reading.queue_list(settings.db_path)] == [ids[2], ids[0], ids[1]]
+    app.button(key=f"down_{ids[2]}").click().run()
+    app.button(key=f"remove_{ids[1]}").click().run()
+    assert [row["arxiv_id"] for row in reading.queue_list(settings.db_path)] == [ids[0], ids[2]]
+
+
+def test_browse_search_and_queue(settings, filled):
+    app = _open("ui/browse.py")
+    app.text_input(key="browse_text").input("segmentation").run()
+    assert not app.exception
+    expected = [p for p in filled if "segmentation" in (p.title + p.abstract).lower()]
+    assert f"{len(expected):,} keyword/filter matches" in _text(app)
+    app.button(key=f"bq_{expected[0].arxiv_id}").click().run()
+    assert reading.states_for(settings.db_path, [expected[0].arxiv_id])[expected[0].arxiv_id] == "queued"
+
+
+def test_progress_shows_history_and_notes(settings, filled):
+    reading.mark_read(settings.db_path, filled[0].arxiv_id, queue.current_week(), 5, "*my* note")
+    app = _open("ui/progress.py")
+    assert [m.value for m in app.metric][:2] == ["1", "1 wk"]
+    assert "*my* note" in [m.value for m in app.markdown]
+
+
+def test_runs_page_shows_the_run_log(settings, filled):
+    from storage.papers import finish_run, start_run
+
+    run_id = start_run(settings.db_path, "run", ("cs.CL",))
+    finish_run(settings.db_path, run_id, {"status": "done", "exit_code": 1, "announced": 12,
+                                          "fetched": 12, "new": 9, "errors": ["api: timed out"]})
+    app = _open("ui/runs.py")
+    assert "reported 1 error" in _text(app)
+    table = app.dataframe[0].value
+    assert table.loc[0, "new"] == 9 and table.loc[0, "announced"] == 12
+
+
+def test_untrusted_paper_text_is_escaped(settings):
+    from pipeline.paper import Paper
+    from storage.papers import upsert_papers
+    from ui.common import md_escape
+
+    title = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) on $O(n^2)$ **bold**"
+    upsert_papers(settings.db_path, [Paper("2601.00001", 1, title, ("A <b>B</b>",), "x",
+                                           ("cs.LG",), "cs.LG", abs_url="https://arxiv.org/abs/2601.00001",
+                                           pdf_url="https://arxiv.org/pdf/2601.00001",
+                                           listed_date="2026-01-05")])
+    app = _open()
+    heading = next(m.value for m in app.markdown if m.value.startswith("## "))
+    assert heading == "## " + md_escape(title)
+    assert "\\<img" in heading and "\\[click\\]\\(javascript" in heading
+    assert "$O(n^2)$" in heading  # math kept for LaTeX rendering
+    assert all(not m.allow_html for m in app.markdown)
+
+
+def test_demo_database_is_labeled(settings, monkeypatch):
+    store_real_papers(settings.demo_db_path, 5)
+    monkeypatch.setenv("OCTET_DB", str(settings.demo_db_path))
+    app = _open()
+    assert any("DEMO DATA" in w.value for w in app.sidebar.warning)
+    with connect(settings.demo_db_path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM weekly_picks").fetchone()[0] == 1

@@ -1,0 +1,1 @@
+"""The Streamlit pages of the reading app (``app.py`` routes between them)."""

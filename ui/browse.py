@@ -1,0 +1,97 @@
+"""Browse: filter and search every stored paper (keyword and semantic), and find similar ones."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pipeline.queue import FAMILY_CODES
+from storage import reading
+from ui import common
+
+PAGE_SIZE = 25
+
+config = common.settings()
+st.title("Browse")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _categories(db_path: str) -> list[str]:
+    return [name for name, _ in reading.category_counts(db_path)]
+
+
+@st.cache_resource(show_spinner="Loading the search encoder…")
+def _encoder_ready() -> bool:
+    from pipeline.embed import embed_texts
+
+    embed_texts(["warm up"])
+    return True
+
+
+def _query_vector(text: str):
+    from pipeline.embed import embed_texts
+
+    _encoder_ready()
+    return embed_texts([text])[0]
+
+
+with st.container(border=True):
+    top = st.columns([3, 1, 1])
+    text = top[0].text_input("Search titles and abstracts", key="browse_text",
+                             placeholder="e.g. mixture of experts routing")
+    semantic_on = reading.has_embeddings(config.db_path)
+    mode = top[1].selectbox("Search", ["keyword + semantic", "keyword"] if semantic_on
+                            else ["keyword"], key="browse_mode")
+    family = top[2].selectbox("Family", ["any", *FAMILY_CODES], key="browse_family")
+    row = st.columns([1, 2, 2, 1])
+    category = row[0].selectbox("Category", ["any", *_categories(str(config.db_path))],
+                                key="browse_category")
+    dates = row[1].date_input("Listed between", value=[], key="browse_dates")
+    states = row[2].multiselect("State", reading.STATES, key="browse_states")
+    min_score = row[3].slider("Min family score", 0.0, 1.0, 0.5, 0.05, key="browse_score",
+                              disabled=family == "any")
+
+restrict = None
+if family != "any":
+    restrict = reading.ids_in_family(config.db_path, family, min_score)
+    if restrict is None:
+        st.caption("Families are not classified yet; the family filter is ignored.")
+wanted = reading.BrowseFilter(
+    text=text, category="" if category == "any" else category,
+    date_from=dates[0] if len(dates) > 0 else None, date_to=dates[1] if len(dates) > 1 else None,
+    states=tuple(states), arxiv_ids=tuple(restrict) if restrict is not None else None,
+    limit=PAGE_SIZE)
+cards, total = reading.browse(config.db_path, wanted)
+if text.strip() and mode.startswith("keyword +"):
+    nearest = reading.semantic_search(config.db_path, _query_vector(text), wanted, PAGE_SIZE)
+    have = {card["arxiv_id"] for card in cards}
+    extra = reading.cards(config.db_path, [i for i, _ in nearest if i not in have])
+    # Keyword hits first (they contain every word), then the semantic neighbours.
+    cards = cards + [extra[i] for i, _ in nearest if i in extra][:PAGE_SIZE - len(cards) // 2]
+st.caption(f"{total:,} keyword/filter matches" + (f" · showing {len(cards)}" if cards else ""))
+
+
+def _show_similar(arxiv_id: str) -> None:
+    st.session_state["similar_to"] = arxiv_id
+
+
+families = reading.families_of(config.db_path, [card["arxiv_id"] for card in cards])
+for card in cards:
+    with st.container(border=True):
+        labels = families.get(card["arxiv_id"], {}).get("labels") if families else None
+        st.markdown(common.paper_line(card, labels) + f" · _{card.get('state', 'inbox')}_")
+        line = st.columns([1, 1, 6])
+        line[0].button("Queue", key=f"bq_{card['arxiv_id']}", icon=":material/playlist_add:",
+                       on_click=common.act, args=(
+                           lambda i=card["arxiv_id"]: reading.queue_add(config.db_path, [i]),
+                           f"Queued {card['arxiv_id']}."))
+        line[1].button("Similar", key=f"bs_{card['arxiv_id']}", icon=":material/hub:",
+                       on_click=_show_similar, args=(card["arxiv_id"],), disabled=not semantic_on)
+
+similar_to = st.session_state.get("similar_to")
+if similar_to:
+    with st.sidebar:
+        st.subheader(f"Similar to {similar_to}")
+        nearest = reading.similar_papers(config.db_path, similar_to, 10)
+        found = reading.cards(config.db_path, [i for i, _ in nearest])
+        for other, score in nearest:
+            if other in found:
+                st.markdown(f"{score:.2f} · " + common.paper_line(found[other]))

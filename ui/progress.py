@@ -1,0 +1,56 @@
+"""Progress: weeks read, the streak, the eight families over time, and the notes."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import queue
+from storage import reading
+from ui import common
+
+config = common.settings()
+week = queue.current_week(config.timezone)
+st.title("Progress")
+picks = reading.all_picks(config.db_path)
+history = reading.read_history(config.db_path)
+read_weeks = {row["week"] for row in picks if row["status"] == "read"}
+
+cols = st.columns(4)
+cols[0].metric("Weeks read", len(read_weeks))
+cols[1].metric("Streak", f"{queue.streak(read_weeks, week)} wk")
+cols[2].metric("Longest streak", f"{queue.longest_streak(read_weeks)} wk")
+cols[3].metric("Weeks skipped", sum(row["status"] == "skipped" for row in picks))
+
+if not history:
+    st.info("Nothing read yet. This week's paper is waiting on the first page.")
+    st.stop()
+
+families = reading.families_of(config.db_path, [row["arxiv_id"] for row in history])
+labelled = [(row["week"] or "", tuple(families.get(row["arxiv_id"], {}).get("labels", ())))
+            for row in history]
+
+st.subheader("The eight families over time")
+if families:
+    counts = pd.DataFrame(0, index=sorted({w for w, _ in labelled}), columns=list(queue.FAMILY_CODES))
+    for read_week, labels in labelled:
+        for label in labels:
+            if label in counts.columns:
+                counts.loc[read_week, label] += 1
+    st.bar_chart(counts, x_label="week", y_label="papers read", stack=True)
+    neglected = queue.neglect_order(labelled)
+    last = {code: max((w for w, labels in labelled if code in labels), default=None)
+            for code in queue.FAMILY_CODES}
+    st.markdown("**Neglected longest:** " + ", ".join(
+        f"{code} ({'never read' if last[code] is None else 'last ' + last[code]})"
+        for code in neglected[:4]))
+else:
+    st.caption("Families are not classified yet, so the chart waits for the families stage.")
+
+st.subheader("Reading history")
+for index, row in enumerate(history):
+    stars = "★" * (row["rating"] or 0)
+    with st.expander(f"{row['week']} · {row['title'][:90]} {stars}", expanded=index == 0):
+        st.markdown(common.paper_line(row, families.get(row["arxiv_id"], {}).get("labels")
+                                      if families else None))
+        st.caption(f"Read on {row['read_on']}")
+        st.markdown(row["notes"] or "_No notes._")

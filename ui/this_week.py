@@ -1,0 +1,97 @@
+"""This week: the one paper to read, why it was chosen, and the actions on it."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pipeline import queue
+from storage import reading
+from ui import common
+
+config = common.settings()
+week = queue.current_week(config.timezone)
+read_weeks = {row["week"] for row in reading.all_picks(config.db_path) if row["status"] == "read"}
+
+left, right = st.columns([4, 1])
+left.title(f"This week · {week}")
+right.metric("Streak", f"{queue.streak(read_weeks, week)} wk",
+             help="Consecutive weeks whose pick was read")
+
+pick = queue.ensure_pick(config)
+if pick is None:
+    st.info("No papers yet. Run `octet run` to fetch today's arXiv listing "
+            "(or `octet demo` for a demo library), then come back.")
+    st.stop()
+
+arxiv_id = pick["arxiv_id"]
+families = reading.families_of(config.db_path, [arxiv_id])
+labels = families[arxiv_id].get("labels", []) if arxiv_id in families else None
+summary = reading.summaries_of(config.db_path, [arxiv_id]).get(arxiv_id)
+
+st.markdown(f"## {common.md_escape(pick['title'])}")
+st.markdown(f"{common.authors_line(pick['authors'])}  \n`{arxiv_id}` · "
+            f"{' '.join(pick['categories'] or [])} · listed {pick['listed_date'] or '-'} · "
+            f"{common.family_badges(labels)}")
+links = st.columns([1, 1, 6])
+links[0].link_button("Abstract", pick["abs_url"], icon=":material/article:")
+links[1].link_button("PDF", pick["pdf_url"], icon=":material/picture_as_pdf:")
+st.markdown(f"**Why this one:** {common.md_escape(pick['reason'] or 'chosen by you')}")
+common.summary_block(summary, pick["abstract"])
+st.divider()
+
+
+def _mark_read() -> None:
+    rating = st.session_state.get("read_rating")
+    notes = st.session_state.get("read_notes") or None
+    common.act(lambda: reading.mark_read(config.db_path, arxiv_id, week,
+                                         rating + 1 if rating is not None else None, notes,
+                                         queue.today(config.timezone)),
+               f"Marked read: {arxiv_id}. See you next week!")
+
+
+def _swap(other: str) -> None:
+    common.act(lambda: reading.set_pick(config.db_path, week, other, "reader",
+                                        "swapped in from the runners-up",
+                                        [arxiv_id] + [i for i in pick["runners_up"] or []
+                                                      if i != other]),
+               f"Swapped: {other} is this week's pick.")
+
+
+if pick["status"] == "read":
+    stars = "★" * (pick["rating"] or 0)
+    st.success(f"Read on {pick['read_on']} {stars}. Well done — one paper this week.")
+    if pick["notes"]:
+        st.markdown("**Your notes**")
+        st.markdown(pick["notes"])
+    st.stop()
+
+if pick["status"] == "skipped":
+    st.warning("You skipped this week. Swap in a paper below to read one after all.")
+elif pick["started_at"]:
+    st.caption(f"Started {pick['started_at'][:16].replace('T', ' ')} UTC")
+else:
+    st.button("Start reading", icon=":material/play_arrow:", on_click=common.act,
+              args=(lambda: reading.start_reading(config.db_path, arxiv_id),
+                    f"Started {arxiv_id}. Enjoy!"))
+
+if pick["status"] == "pick":
+    with st.form("mark_read"):
+        st.markdown("**Done? Rate it and keep your notes**")
+        st.feedback("stars", key="read_rating")
+        st.text_area("Notes (Markdown)", key="read_notes", height=140,
+                     placeholder="What is the idea, what did they show, what will you remember?")
+        st.form_submit_button("Mark read", type="primary", on_click=_mark_read)
+
+runners = [i for i in pick["runners_up"] or [] if i != arxiv_id]
+if runners:
+    cards = reading.cards(config.db_path, runners)
+    st.markdown("**Runners-up**")
+    for other in runners:
+        if other not in cards:
+            continue
+        row = st.columns([6, 1])
+        row[0].markdown(common.paper_line(cards[other]))
+        row[1].button("Swap", key=f"swap_{other}", on_click=_swap, args=(other,))
+if pick["status"] == "pick":
+    st.button("Skip this week", icon=":material/skip_next:", on_click=common.act,
+              args=(lambda: reading.skip_week(config.db_path, week),
+                    f"Skipped {week}. The streak starts again next week."))
