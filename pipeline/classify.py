@@ -200,7 +200,7 @@ def feature_scale(options: TrainingOptions, dimensions: int) -> np.ndarray:
 
 
 def fit_logistic(features: np.ndarray, targets: np.ndarray, sample_weights: np.ndarray,
-                 l2: float, iterations: int = 400, tolerance: float = 1e-4
+                 l2: float, iterations: int = 150, tolerance: float = 1e-3
                  ) -> tuple[np.ndarray, np.ndarray]:
     """L2-regularized logistic regressions, one per target column, fitted together.
 

@@ -76,7 +76,9 @@ def _families(settings: Settings, ids: list[str]) -> dict[str, tuple[str, ...]]:
         log.info("families are not available yet; notes are exported without them")
         return {}
     found = families_for(settings.db_path, ids) if ids else {}
-    return {key: tuple(value.get("labels") or ()) for key, value in found.items()}
+    # "none" marks a paper that fits no family: not a family to link to.
+    return {key: tuple(label for label in value.get("labels") or () if label != "none")
+            for key, value in found.items()}
 
 
 def _summaries(settings: Settings, ids: list[str]) -> dict[str, dict]:
@@ -89,21 +91,14 @@ def _summaries(settings: Settings, ids: list[str]) -> dict[str, dict]:
     return summary_for(settings.db_path, ids) if ids else {}
 
 
-def family_names() -> dict[str, str]:
-    """Family code → seed name (``LLM`` → ``The Universal Translator``), when known."""
+def family_names() -> dict[str, tuple[str, str]]:
+    """Family code → (seed name, definition), e.g. ``LLM`` → ``The Universal Translator —
+    Large Language Model``; empty when the families module is not available."""
     try:
-        from pipeline import families
+        from pipeline.families import FAMILIES
     except ImportError:
         return {}
-    table = getattr(families, "FAMILIES", None) or {}
-    items = table.values() if isinstance(table, dict) else table
-    names = {}
-    for family in items:
-        code = getattr(family, "code", None)
-        name = getattr(family, "seed_name", None) or getattr(family, "name", None)
-        if code and name:
-            names[code] = str(name)
-    return names
+    return {family.code: (family.seed_name, family.definition) for family in FAMILIES}
 
 
 # ---- Obsidian export -----------------------------------------------------------------------
@@ -297,7 +292,8 @@ def _write_hubs(vault: Path, vault_notes: list[VaultNote], report: dict) -> None
             by_week.setdefault(note.week, []).append(note)
     for code, members in sorted(by_family.items()):
         path = note_files.inside(vault / note_files.FAMILIES, note_files.safe_name(code, "family"))
-        _write_generated(path, note_files.render_family(code, names.get(code, ""), members))
+        name, definition = names.get(code, ("", ""))
+        _write_generated(path, note_files.render_family(code, name, members, definition))
     for week, members in sorted(by_week.items()):
         path = note_files.inside(vault / note_files.WEEKS, week)
         _write_generated(path, note_files.render_week(week, members))

@@ -336,14 +336,14 @@ class VaultNote:
     """Rating 1-5, or None."""
 
 
-def render_family(code: str, name: str, notes: list[VaultNote]) -> str:
+def render_family(code: str, name: str, notes: list[VaultNote], definition: str = "") -> str:
     """The hub note of one family: papers read in it, then the rest in the vault."""
     read = sorted((note for note in notes if note.state == "read"),
                   key=lambda note: (note.read_on or "", note.title), reverse=True)
     others = sorted((note for note in notes if note.state != "read"), key=lambda n: n.title)
     heading = f"# {code}" + (f" — {name}" if name and name != code else "")
     parts = [render_frontmatter({"family": code, "tags": ["octet", f"octet/{code}"]}),
-             heading + "\n",
+             heading + "\n", *([one_line(definition) + "\n"] if definition else []),
              "## Read\n\n" + (_list(read) or "Nothing read in this family yet.") + "\n"]
     if others:
         parts.append("## Also in the vault\n\n" + _list(others) + "\n")

@@ -306,6 +306,8 @@ def without_block(crontab: str) -> str:
     for line in crontab.splitlines():
         if line.strip() == BEGIN:
             inside = True
+            if kept and not kept[-1].strip():  # the blank line install put before the block
+                kept.pop()
         elif line.strip() == END and inside:
             inside = False
         elif not inside:

@@ -185,6 +185,21 @@ def parse_summary(text: str, fallback: Summary | None = None) -> Summary:
     return Summary(**values, fallback_fields=tuple(borrowed))
 
 
+def parse_replies(texts: Sequence[str], papers: Sequence[Paper],
+                  device: str = "auto") -> list[Summary]:
+    """``parse_summary`` for each reply; only papers whose reply left a field empty pay
+    for the extractive fallback (so a good model never loads the encoder)."""
+    parsed = [parse_summary(text) for text in texts]
+    needy = [index for index, summary in enumerate(parsed) if not all(summary.fields().values())]
+    if needy:
+        from pipeline.backends.extractive import ExtractiveSummarizer
+
+        fallback = ExtractiveSummarizer(device=device).fields_for([papers[i] for i in needy])
+        for index, fields in zip(needy, fallback):
+            parsed[index] = parse_summary(texts[index], Summary(**fields))
+    return parsed
+
+
 # ---- choosing a backend --------------------------------------------------------
 
 def cuda_available() -> bool:

@@ -117,6 +117,7 @@ def test_browse_search_and_queue(settings, filled):
     assert f"{len(expected):,} keyword/filter matches" in _text(app)
     app.button(key=f"bq_{expected[0].arxiv_id}").click().run()
     assert reading.states_for(settings.db_path, [expected[0].arxiv_id])[expected[0].arxiv_id] == "queued"
+    assert f"{expected[0].arxiv_id}: queued." in _text(app)
 
 
 def test_progress_shows_history_and_notes(settings, filled):
@@ -163,3 +164,32 @@ def test_demo_database_is_labeled(settings, monkeypatch):
     assert any("DEMO DATA" in w.value for w in app.sidebar.warning)
     with connect(settings.demo_db_path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM weekly_picks").fetchone()[0] == 1
+
+
+def test_browse_semantic_search_and_similar_papers(settings, filled):
+    from pipeline.embed import embed_texts, paper_text
+
+    vectors = embed_texts([paper_text(p.title, p.abstract) for p in filled])
+    reading.write_embeddings(settings.db_path, "test_embeddings", [p.arxiv_id for p in filled],
+                             vectors)
+    app = _open("ui/browse.py")
+    assert app.selectbox(key="browse_mode").value == "keyword + semantic"
+    query = "removing rain from photographs"  # no paper has all these words
+    app.text_input(key="browse_text").input(query).run()
+    assert not app.exception
+    nearest = reading.semantic_search(settings.db_path, embed_texts([query])[0],
+                                      reading.BrowseFilter(), 1)[0][0]
+    shown = [b.key.removeprefix("bs_") for b in app.button if (b.key or "").startswith("bs_")]
+    count = next(c.value for c in app.caption if "keyword/filter matches" in c.value)
+    assert count.startswith("0 keyword/filter matches") and shown[0] == nearest
+    app.button(key=f"bs_{nearest}").click().run()
+    similar = reading.similar_papers(settings.db_path, nearest, 1)[0][0]
+    sidebar = "\n".join(m.value for m in app.sidebar.markdown)
+    assert f"`{similar}`" in sidebar
+
+
+def test_app_command_refuses_a_bad_port(settings, capsys):
+    from pipeline.cli import main
+
+    assert main(["app", "--port", "70000"]) == 2
+    assert "1 to 65535" in capsys.readouterr().err

@@ -392,3 +392,24 @@ def test_since_limits_to_recent_changes(settings, library, tmp_path):
     entries = export.select_entries(settings, since=date(2999, 1, 1))
     assert entries == []
     assert len(export.select_entries(settings, since=date(2000, 1, 1))) == 5
+
+
+def test_family_hubs_follow_the_labels(settings, library, tmp_path):
+    families = pytest.importorskip("storage.families")
+    families.set_reader_labels(settings.db_path, library[0].arxiv_id, ["LLM", "MoE"])
+    families.set_reader_labels(settings.db_path, library[2].arxiv_id, ["LLM"])
+    families.set_reader_labels(settings.db_path, library[3].arxiv_id, ["none"])
+    vault = tmp_path / "vault"
+    report = export.export_obsidian(settings, vault)
+    assert report["families"] == 2
+    read = note_path(vault, library[0].arxiv_id)
+    data = frontmatter(read)
+    assert data["families"] == ["LLM", "MoE"] and "octet/MoE" in data["tags"]
+    assert "[[Octet/Families/LLM|LLM]]" in read.read_text(encoding="utf-8")
+    assert frontmatter(note_path(vault, library[3].arxiv_id))["families"] == []
+    hub = (vault / "Octet/Families/LLM.md").read_text(encoding="utf-8")
+    read_part, _, rest = hub.partition("## Also in the vault")
+    assert read.stem in read_part and note_path(vault, library[2].arxiv_id).stem in rest
+    assert "Universal Translator" in hub
+    assert sorted(path.name for path in (vault / "Octet/Families").iterdir()) == ["LLM.md",
+                                                                                  "MoE.md"]

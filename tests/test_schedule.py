@@ -178,7 +178,7 @@ def test_systemd_user_instance_accepts_the_units(settings, fake_systemd, tmp_pat
     assert "systemctl --user enable --now octet.timer" in printed
     folder = tmp_path / "verify"
     folder.mkdir()
-    for name, text in schedule.systemd_units(settings, ZoneInfo("UTC")).items():
+    for name, text in schedule.systemd_units(settings, schedule.reader_zone(settings)).items():
         assert f"# ---- {tmp_path / 'units' / name} ----\n{text}" in printed
         (folder / name).write_text(text)
     runtime = tmp_path / "runtime"

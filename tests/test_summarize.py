@@ -96,7 +96,7 @@ def _papers(count: int) -> list[Paper]:
 
 @pytest.fixture
 def stored(settings) -> list[Paper]:
-    papers = _papers(6)
+    papers = _papers(3)
     upsert_papers(settings.db_path, papers)
     return papers
 
@@ -104,7 +104,7 @@ def stored(settings) -> list[Paper]:
 def test_run_stage_summarizes_every_paper_with_provenance(settings, stored):
     report = {"errors": []}
     result = run_stage(settings, report)
-    assert result["summarized"] == 6 and result["failed"] == 0 and report["errors"] == []
+    assert result["summarized"] == 3 and result["failed"] == 0 and report["errors"] == []
     shown = summary_for(settings.db_path, [paper.arxiv_id for paper in stored])
     assert set(shown) == {paper.arxiv_id for paper in stored}
     for paper in stored:
@@ -122,7 +122,7 @@ def test_only_stale_and_missing_papers_are_summarized_again(settings, stored):
     assert summarize_pending(settings)["pending"] == 0
     revised = stored[2].with_changes(version=2, abstract="We propose a new router. "
                                      "It improves accuracy by 4%.")
-    upsert_papers(settings.db_path, [revised] + _papers(7)[6:])
+    upsert_papers(settings.db_path, [revised] + _papers(4)[3:])
     stale_view = summary_for(settings.db_path, [revised.arxiv_id])[revised.arxiv_id]
     assert stale_view["stale"] is True and stale_view["version"] == 1
     result = summarize_pending(settings)
@@ -137,11 +137,11 @@ def test_a_new_model_or_prompt_makes_every_summary_pending(settings, stored):
     summarize_pending(settings)
     assert pending_ids(settings.db_path, "extractive", "all-MiniLM-L6-v2", "extractive.v1") == []
     assert len(pending_ids(settings.db_path, "extractive", "all-MiniLM-L6-v2",
-                           "extractive.v2")) == 6
-    assert len(pending_ids(settings.db_path, "hf", "some/model", "summarize.v1")) == 6
+                           "extractive.v2")) == 3
+    assert len(pending_ids(settings.db_path, "hf", "some/model", "summarize.v1")) == 3
     assert summary_counts(settings.db_path) == [
         {"backend": "extractive", "model": "all-MiniLM-L6-v2", "prompt_version": "extractive.v1",
-         "current": 6, "stale": 0}]
+         "current": 3, "stale": 0}]
 
 
 def test_summary_for_prefers_a_generated_summary_at_the_current_version(settings, stored):
@@ -165,7 +165,7 @@ def test_cli_summarize_prints_and_limits(settings, stored, capsys):
     result = json.loads(capsys.readouterr().out)
     assert (result["pending"], result["summarized"], result["backend"]) == (2, 2, "extractive")
     assert main(["summarize", "--backend", "extractive"]) == 0
-    assert "summarized 4 of 4 pending papers with extractive" in capsys.readouterr().out
+    assert "summarized 1 of 1 pending papers with extractive" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

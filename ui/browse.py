@@ -80,9 +80,8 @@ for card in cards:
         st.markdown(common.paper_line(card, labels) + f" · _{card.get('state', 'inbox')}_")
         line = st.columns([1, 1, 6])
         line[0].button("Queue", key=f"bq_{card['arxiv_id']}", icon=":material/playlist_add:",
-                       on_click=common.act, args=(
-                           lambda i=card["arxiv_id"]: reading.queue_add(config.db_path, [i]),
-                           f"Queued {card['arxiv_id']}."))
+                       on_click=common.act,
+                       args=(common.queue_action(config.db_path, card["arxiv_id"]), ""))
         line[1].button("Similar", key=f"bs_{card['arxiv_id']}", icon=":material/hub:",
                        on_click=_show_similar, args=(card["arxiv_id"],), disabled=not semantic_on)
 

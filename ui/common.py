@@ -45,19 +45,25 @@ def show_flash() -> None:
     kind, message = st.session_state.pop("flash", (None, None))
     if not message:
         return
-    st.toast(message, icon="✅" if kind == "success" else "⚠️")
+    st.toast(message, icon=":material/check_circle:" if kind == "success" else ":material/error:")
     (st.success if kind == "success" else st.error)(message)
 
 
 def act(action, message: str) -> None:
-    """Run a write and confirm it; a busy database (the job writing) is waited for by
-    storage, and a failure after that is said plainly, never swallowed."""
+    """Run a write and confirm it (with the action's own words when it returns a str); a
+    busy database (the job writing) is waited for by storage, and a failure after that is
+    said plainly, never swallowed."""
     try:
-        action()
+        result = action()
     except Exception as error:  # shown to the reader: one sentence, nothing lost silently
         flash(f"Not saved: {error}", "error")
         return
-    flash(message)
+    flash(result if isinstance(result, str) else message)
+
+
+def queue_action(db_path, arxiv_id: str):
+    """An action for ``act``: queue one paper and say what happened."""
+    return lambda: f"{arxiv_id}: {reading.queue_add(db_path, [arxiv_id])[arxiv_id]}."
 
 
 def visit_since(config) -> datetime | None:

@@ -59,9 +59,8 @@ for card in shown[:PER_GROUP]:
         st.caption(common.authors_line(card["authors"], 4))
         row = st.columns([1, 1, 1, 5])
         row[0].button("Queue", key=f"queue_{card['arxiv_id']}", icon=":material/playlist_add:",
-                      on_click=common.act, args=(
-                          lambda i=card["arxiv_id"]: reading.queue_add(config.db_path, [i]),
-                          f"Queued {card['arxiv_id']}."))
+                      on_click=common.act,
+                      args=(common.queue_action(config.db_path, card["arxiv_id"]), ""))
         row[1].button("Dismiss", key=f"dismiss_{card['arxiv_id']}", icon=":material/close:",
                       on_click=common.act, args=(
                           lambda i=card["arxiv_id"]: reading.dismiss(config.db_path, [i]),

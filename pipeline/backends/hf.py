@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.paper import Paper
-from pipeline.summarize import (BackendUnavailable, Summary, SummaryFailure, parse_summary,
+from pipeline.summarize import (BackendUnavailable, Summary, SummaryFailure, parse_replies,
                                 with_provenance)
 from prompts import SUMMARY_PROMPT, summary_messages, summary_text
 
@@ -212,14 +212,11 @@ class HFSummarizer:
 
     # ---- the Summarizer protocol -------------------------------------------
     def summarize(self, papers: Sequence[Paper]) -> list[Summary | SummaryFailure]:
-        from pipeline.backends.extractive import ExtractiveSummarizer
-
         papers = list(papers)
         texts = self.generate_texts([self.prompt_for(paper) for paper in papers])
         # Fields the model left empty are filled from the abstract, never invented.
-        fallback = ExtractiveSummarizer(device=self.device).fields_for(papers)
-        return [with_provenance(parse_summary(text, Summary(**fields)), paper, self)
-                for paper, text, fields in zip(papers, texts, fallback)]
+        return [with_provenance(summary, paper, self)
+                for paper, summary in zip(papers, parse_replies(texts, papers, self.device))]
 
     def close(self) -> None:
         """Free the model (and the GPU memory it held)."""

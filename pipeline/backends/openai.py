@@ -15,7 +15,7 @@ from typing import Sequence
 import requests
 
 from pipeline.paper import Paper
-from pipeline.summarize import (BackendUnavailable, Summary, SummaryFailure, parse_summary,
+from pipeline.summarize import (BackendUnavailable, Summary, SummaryFailure, parse_replies,
                                 with_provenance)
 from prompts import SUMMARY_PROMPT, summary_messages
 
@@ -111,23 +111,24 @@ class OpenAISummarizer:
                                      f"(OCTET_OPENAI_BASE_URL)")
         raise RequestFailed(f"{self.url} failed {self.retries + 1} times (last: {problem})")
 
-    def _one(self, paper: Paper, fallback: dict) -> Summary | SummaryFailure:
+    def _reply(self, paper: Paper) -> str | SummaryFailure:
         try:
-            text = self.complete(paper)
+            return self.complete(paper)
         except RequestFailed as error:
             return SummaryFailure(paper.arxiv_id, str(error))
-        return with_provenance(parse_summary(text, Summary(**fallback)), paper, self)
 
     def summarize(self, papers: Sequence[Paper]) -> list[Summary | SummaryFailure]:
-        from pipeline.backends.extractive import ExtractiveSummarizer
-
         papers = list(papers)
-        fallback = ExtractiveSummarizer().fields_for(papers)
         self._session = self._session or _session(self.concurrency)
         # The first paper alone: a server that is down costs one paper's retries, not all.
-        first = [self._one(papers[0], fallback[0])] if papers else []
+        replies = [self._reply(paper) for paper in papers[:1]]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return first + list(pool.map(self._one, papers[1:], fallback[1:]))
+            replies += list(pool.map(self._reply, papers[1:]))
+        answered = [index for index, reply in enumerate(replies) if isinstance(reply, str)]
+        parsed = parse_replies([replies[i] for i in answered], [papers[i] for i in answered])
+        for index, summary in zip(answered, parsed):
+            replies[index] = with_provenance(summary, papers[index], self)
+        return replies
 
     def close(self) -> None:
         if self._session is not None:

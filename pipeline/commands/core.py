@@ -59,6 +59,8 @@ def _print_report(report: dict, as_json: bool) -> None:
 
 
 def run(args, settings) -> int:
+    if args.or_demo:  # interactive first run: say "offline" in seconds, not minutes
+        settings = replace(settings, http_retries=min(settings.http_retries, 1))
     try:
         report = job.run_job(settings)
     except job.RunLocked as error:

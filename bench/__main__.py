@@ -1,0 +1,60 @@
+"""Run every ``bench/bench_*.py`` (each ``main()`` returns a Markdown section) and write
+BENCHMARKS.md. ``python -m bench fetch classify`` runs only the named ones and keeps the
+other sections from the previous file."""
+from __future__ import annotations
+
+import importlib
+import platform
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "BENCHMARKS.md"
+MARK = "<!-- bench:{} -->"
+
+
+def _names() -> list[str]:
+    return sorted(path.stem[len("bench_"):] for path in (ROOT / "bench").glob("bench_*.py"))
+
+
+def _previous_sections() -> dict[str, str]:
+    if not OUTPUT.exists():
+        return {}
+    text = OUTPUT.read_text(encoding="utf-8")
+    found = re.findall(r"<!-- bench:(\w+) -->\n(.*?)(?=\n<!-- bench:|\Z)", text, re.S)
+    return {name: body.rstrip() + "\n" for name, body in found}
+
+
+def _header() -> str:
+    import os
+    return ("# Benchmarks\n\n"
+            f"Written by `make bench` (`python -m bench`) on "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.python_version()}, "
+            f"{os.cpu_count()} CPU cores, {platform.machine()}. The machine is shared and noisy: "
+            "each row gives the median of several runs and a baseline measured in the same "
+            "run, so read the ratios rather than the absolute times.\n")
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    wanted = argv or _names()
+    sections = _previous_sections()
+    for name in wanted:
+        started = time.perf_counter()
+        print(f"bench {name} ...", flush=True)
+        module = importlib.import_module(f"bench.bench_{name}")
+        sections[name] = module.main().rstrip() + "\n"
+        print(f"bench {name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    body = "\n".join(f"{MARK.format(name)}\n{sections[name]}" for name in _names()
+                     if name in sections)
+    OUTPUT.write_text(_header() + "\n" + body, encoding="utf-8")
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

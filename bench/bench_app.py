@@ -1,0 +1,163 @@
+"""Speed of the reading app at 75k papers: every page (AppTest) and every filter/search query.
+
+Loads the 74,602 real papers of ../shared/data into a fresh database (in chunks, through
+``storage.papers.upsert_papers``), adds a reading history, a queue and a run log, and stores
+an embedding for every paper (random unit vectors: the cost of the cosine query does not
+depend on the values) so semantic search and similarity are timed at full size.
+Baselines measured in the same run: each page on an empty database, and for queries the
+floor cost of one storage call (open, count, close).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RUNS = 3
+PAGES = (("This week", "ui/this_week.py"), ("Inbox", "ui/inbox.py"),
+         ("Queue", "ui/reading_queue.py"), ("Browse", "ui/browse.py"),
+         ("Progress", "ui/progress.py"), ("Runs", "ui/runs.py"))
+
+
+def _median_seconds(call, runs: int = RUNS) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _load(db_path: Path) -> tuple[int, float]:
+    from storage.papers import upsert_papers
+    from tests.conftest import real_listings
+    from tests.reading_helpers import paper_from_row
+
+    rows = real_listings()
+    started = time.perf_counter()
+    for start in range(0, len(rows), 10_000):
+        upsert_papers(db_path, [paper_from_row(row) for row in rows[start:start + 10_000]])
+    return len(rows), time.perf_counter() - started
+
+
+def _history(db_path: Path, ids: list[str]) -> None:
+    import numpy as np
+
+    from storage import reading
+    from storage.papers import finish_run, start_run
+
+    reading.queue_add(db_path, ids[:20])
+    for number, arxiv_id in enumerate(ids[20:32], start=1):
+        reading.mark_read(db_path, arxiv_id, f"2026-W{number:02d}", 1 + number % 5, f"notes {number}")
+    reading.dismiss(db_path, ids[32:60])
+    for _ in range(30):
+        run_id = start_run(db_path, "run", ("cs.CL",))
+        finish_run(db_path, run_id, {"status": "done", "exit_code": 0, "announced": 500,
+                                     "fetched": 500, "new": 480, "errors": []})
+    generator = np.random.default_rng(0)
+    all_ids = [card["arxiv_id"] for card in reading.browse(
+        db_path, reading.BrowseFilter(limit=100_000))[0]]
+    vectors = generator.standard_normal((len(all_ids), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    reading.write_embeddings(db_path, "bench_embeddings", all_ids, vectors)
+
+
+def _page_time(page: str) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    app.run()
+    app.switch_page(page)
+    app.run()  # first visit: proposes the pick, records the visit, fills caches
+    assert not app.exception, [e.value for e in app.exception]
+    return _median_seconds(app.run)
+
+
+def _search_time() -> float:
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    app.run()
+    app.switch_page("ui/browse.py")
+    app.run()
+    words = iter(["mixture of experts routing", "speech tokenizer", "open vocabulary detection",
+                  "masked diffusion language model"])
+    app.text_input(key="browse_text").input("segment anything").run()  # loads the encoder
+    return _median_seconds(lambda: app.text_input(key="browse_text").input(next(words)).run())
+
+
+def _query_rows(db_path: Path) -> list[tuple[str, float]]:
+    from datetime import date
+
+    from pipeline.embed import embed_texts
+    from storage import reading
+
+    vector = embed_texts(["mixture of experts routing"])[0]
+    some_id = reading.browse(db_path, reading.BrowseFilter(limit=1))[0][0]["arxiv_id"]
+    queries = {
+        "one storage call (baseline: open, count, close)": lambda: reading.paper_count(db_path),
+        "keyword search `mixture of experts`": lambda: reading.browse(
+            db_path, reading.BrowseFilter(text="mixture of experts")),
+        "category cs.CL + date range (one month)": lambda: reading.browse(
+            db_path, reading.BrowseFilter(category="cs.CL", date_from=date(2025, 6, 1),
+                                          date_to=date(2025, 6, 30))),
+        "state filter (queued)": lambda: reading.browse(
+            db_path, reading.BrowseFilter(states=("queued",))),
+        "keyword + category + state": lambda: reading.browse(
+            db_path, reading.BrowseFilter(text="speech", category="cs.SD", states=("inbox",))),
+        "encode the query (MiniLM, warm)": lambda: embed_texts(["mixture of experts routing"]),
+        "semantic search (cosine over 74,602 vectors)": lambda: reading.semantic_search(
+            db_path, vector, reading.BrowseFilter(), 25),
+        "similar papers": lambda: reading.similar_papers(db_path, some_id, 10),
+        "inbox (newest listing day)": lambda: reading.inbox(db_path, None),
+        "pick candidates (queue, else recent)": lambda: reading.pick_candidates(db_path),
+    }
+    return [(name, _median_seconds(call, 5)) for name, call in queries.items()]
+
+
+def main() -> str:
+    home = Path(tempfile.mkdtemp(prefix="octet-bench-app-"))
+    os.environ["OCTET_HOME"] = str(home / "empty")
+    from pipeline.config import load_settings
+
+    empty = {name: _page_time(page) for name, page in PAGES}
+    os.environ["OCTET_HOME"] = str(home / "full")
+    db_path = load_settings().db_path
+    count, load_seconds = _load(db_path)
+    from storage import reading
+
+    ids = [card["arxiv_id"] for card in reading.browse(db_path, reading.BrowseFilter(limit=60))[0]]
+    _history(db_path, ids)
+    full = {name: _page_time(page) for name, page in PAGES}
+    search = _search_time()
+    queries = _query_rows(db_path)
+    return _report(count, load_seconds, empty, full, search, queries)
+
+
+def _report(count, load_seconds, empty, full, search, queries) -> str:
+    lines = ["## Reading app at 75k papers (`bench/bench_app.py`)", "",
+             f"{count:,} real papers loaded through `upsert_papers` in 10k chunks in "
+             f"{load_seconds:.1f} s. Page times are AppTest reruns (median of {RUNS}); the "
+             "baseline is the same page on an empty database. Target: < 1 s per page.", "",
+             "| page | papers | median (s) | empty db (s) | ratio |", "|---|---:|---:|---:|---:|"]
+    for name in full:
+        lines.append(f"| {name} | {count:,} | {full[name]:.3f} | {empty[name]:.3f} | "
+                     f"{full[name] / empty[name]:.1f}x |")
+    lines.append(f"| Browse, typing a search (keyword + semantic) | {count:,} | {search:.3f} | "
+                 f"{empty['Browse']:.3f} | {search / empty['Browse']:.1f}x |")
+    baseline = queries[0][1]
+    lines += ["", "Queries (median of 5; target < 200 ms); baseline: one storage call.", "",
+              "| query | papers | median (ms) | ratio to baseline |", "|---|---:|---:|---:|"]
+    for name, seconds in queries:
+        lines.append(f"| {name} | {count:,} | {seconds * 1000:.1f} | {seconds / baseline:.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(main())

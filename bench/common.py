@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmarks: timing, medians, child processes with peak memory."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import json, resource, sys, time
+sys.argv = ["octet"] + sys.argv[1:]
+from pipeline.cli import main
+started = time.perf_counter()
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "seconds": time.perf_counter() - started,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+      file=sys.stderr)
+"""
+
+
+def octet(args: list[str], env: dict[str, str]) -> dict:
+    """Run ``octet ARGS`` in a fresh process; its exit code, wall seconds and peak RSS."""
+    result = subprocess.run([sys.executable, "-c", _CHILD, *args], env={**os.environ, **env,
+                            "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    last = result.stderr.strip().splitlines()[-1]
+    measured = json.loads(last)
+    if measured["code"] != 0:
+        raise RuntimeError(f"octet {' '.join(args)} exited {measured['code']}: {result.stderr}")
+    return measured
+
+
+def median_seconds(function: Callable[[], object], repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,198 @@
+"""The hf backend on tiny random models built here from a config (no download, no GPU)."""
+from __future__ import annotations
+
+import itertools
+import json
+import lzma
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from conftest import LISTINGS  # noqa: E402
+from pipeline.backends.hf import (HFSummarizer, choose_device, choose_dtype,  # noqa: E402
+                                  cpu_supports_bf16, generate_halving)
+from pipeline.cli import main  # noqa: E402
+from pipeline.paper import Paper  # noqa: E402
+from pipeline.summarize import BackendUnavailable, FIELDS  # noqa: E402
+from prompts import summary_text  # noqa: E402
+from storage.papers import upsert_papers  # noqa: E402
+from storage.summaries import summary_for  # noqa: E402
+
+CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
+                 "\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choices")
+
+
+def _tokenizer(chat: bool):
+    tokenizer = transformers.ByT5Tokenizer()  # byte-level: needs no vocabulary file
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _save(model, tokenizer, folder):
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """Three tiny random models saved as local folders: Llama with a chat template,
+    Qwen2 without one, and T5 (seq2seq)."""
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    tokenizer = _tokenizer(chat=True)
+    special = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                   bos_token_id=None, vocab_size=len(tokenizer))
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192)
+    llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(**small, **special))
+    qwen = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**small, **special))
+    t5 = transformers.T5ForConditionalGeneration(transformers.T5Config(
+        d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4,
+        decoder_start_token_id=tokenizer.pad_token_id, **special))
+    return {"llama": _save(llama, tokenizer, root / "llama"),
+            "qwen2": _save(qwen, _tokenizer(chat=False), root / "qwen2"),
+            "t5": _save(t5, _tokenizer(chat=False), root / "t5")}
+
+
+def _papers(count: int) -> list[Paper]:
+    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in itertools.islice(handle, count)]
+    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
+            for row in rows]
+
+
+PROMPTS = ["Summarize: sparse experts.", "x", "A much longer prompt about masked diffusion "
+           "language models and their sampling schedules.", "Speech tokens."]
+
+
+# ---- device and dtype ---------------------------------------------------------------
+
+@no_cuda
+def test_auto_device_is_cpu_and_forcing_cuda_names_the_fix():
+    assert choose_device("auto") == "cpu" and choose_device("") == "cpu"
+    assert choose_device("cpu") == "cpu"
+    with pytest.raises(BackendUnavailable, match="--device cpu"):
+        choose_device("cuda:0")
+    with pytest.raises(BackendUnavailable, match="auto, cpu, cuda"):
+        choose_device("tpu")
+
+
+def test_cpu_dtype_is_bf16_only_where_the_cpu_supports_it(models):
+    expected = torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    assert choose_dtype("cpu") == expected
+    assert choose_dtype("cpu", "bfloat16") == torch.bfloat16
+    loaded = HFSummarizer(model=models["llama"], device="cpu")
+    assert loaded.load()[1].dtype == expected and loaded.load()[2] == "cpu"
+
+
+# ---- batching, padding, the cap -------------------------------------------------------
+
+def test_decoder_only_pads_left_and_seq2seq_keeps_the_default(models):
+    assert HFSummarizer(model=models["llama"]).tokenizer.padding_side == "left"
+    assert HFSummarizer(model=models["qwen2"]).tokenizer.padding_side == "left"
+    assert HFSummarizer(model=models["t5"]).tokenizer.padding_side == "right"
+
+
+@pytest.mark.parametrize("name", ["llama", "t5"])
+def test_a_batch_gives_the_same_greedy_text_as_each_prompt_alone(models, name):
+    batched = HFSummarizer(model=models[name], batch_size=4, max_new_tokens=8)
+    alone = HFSummarizer(model=models[name], batch_size=1, max_new_tokens=8)
+    assert batched.generate_texts(PROMPTS) == [alone.generate_texts([p])[0] for p in PROMPTS]
+
+
+@pytest.mark.parametrize("name", ["llama", "t5"])
+def test_new_tokens_never_exceed_the_cap(models, name):
+    summarizer = HFSummarizer(model=models[name], batch_size=3, max_new_tokens=5)
+    summarizer.generate_texts(PROMPTS)
+    counts = summarizer.last_new_token_counts
+    assert len(counts) == len(PROMPTS) and max(counts) == 5  # the random model never stops early
+    assert summarizer.generated_tokens == sum(counts) > 0
+
+
+def _fake_out_of_memory(limit: int, seen: list):
+    def generate(batch):
+        seen.append(len(batch))
+        if len(batch) > limit:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [item * 10 for item in batch]
+    return generate
+
+
+def test_out_of_memory_halves_the_batch_and_continues():
+    seen, released = [], []
+    results = generate_halving(list(range(7)), 8, _fake_out_of_memory(2, seen),
+                               lambda: released.append(True))
+    assert results == [item * 10 for item in range(7)]
+    assert seen == [7, 4, 2, 2, 2, 1] and len(released) == 2
+
+
+def test_out_of_memory_at_batch_one_and_other_errors_are_raised():
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate_halving([1, 2], 4, _fake_out_of_memory(0, []))
+
+    def broken(batch):
+        raise ValueError("not memory")
+    with pytest.raises(ValueError):
+        generate_halving([1, 2], 4, broken)
+
+
+# ---- prompts and parsing -------------------------------------------------------------
+
+def test_chat_template_is_used_when_present_and_plain_prompt_otherwise(models):
+    paper = _papers(1)[0]
+    chat = HFSummarizer(model=models["llama"]).prompt_for(paper)
+    assert chat.startswith("<|system|>You summarize arXiv papers")
+    assert chat.endswith("</paper>\n<|assistant|>")
+    plain = HFSummarizer(model=models["qwen2"]).prompt_for(paper)
+    assert plain == summary_text(paper.title, paper.abstract)
+
+
+def test_random_model_output_falls_back_to_abstract_sentences(models):
+    papers = _papers(2)
+    summaries = HFSummarizer(model=models["llama"], max_new_tokens=8).summarize(papers)
+    for paper, summary in zip(papers, summaries):
+        assert summary.backend == "hf" and summary.extractive is False
+        assert summary.model == models["llama"] and summary.version == 1
+        assert "tldr" in summary.fallback_fields and summary.tldr
+        abstract = " ".join(paper.abstract.split())
+        assert all(getattr(summary, name) in abstract for name in summary.fallback_fields)
+
+
+# ---- end to end through the CLI ----------------------------------------------------
+
+def test_cli_hf_on_a_local_folder_end_to_end_with_staleness(models, settings, monkeypatch,
+                                                            capsys):
+    monkeypatch.setenv("OCTET_MAX_NEW_TOKENS", "8")
+    papers = _papers(2)
+    upsert_papers(settings.db_path, papers)
+    argv = ["summarize", "--backend", "hf", "--model", models["llama"], "--device", "cpu",
+            "--batch-size", "2", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["summarized"], result["backend"], result["prompt_version"]) == (
+        2, "hf", "summarize.v1")
+    shown = summary_for(settings.db_path, [paper.arxiv_id for paper in papers])
+    assert {record["model"] for record in shown.values()} == {models["llama"]}
+    assert all(record["tldr"] and not record["extractive"] for record in shown.values())
+
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["pending"] == 0
+    upsert_papers(settings.db_path, [papers[1].with_changes(version=2)])
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["summarized"] == 1
+    assert summary_for(settings.db_path, [papers[1].arxiv_id])[papers[1].arxiv_id]["version"] == 2
+
+    # Another model is another summary: every paper is pending for the seq2seq one.
+    argv[4] = models["t5"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["summarized"] == 2
+
+
+def test_a_model_that_cannot_be_loaded_names_the_fix(settings, tmp_path, capsys):
+    upsert_papers(settings.db_path, _papers(1))
+    code = main(["summarize", "--backend", "hf", "--model", str(tmp_path / "no-such-model")])
+    assert code == 2
+    assert "pass --model with a local folder or a Hugging Face id" in capsys.readouterr().err
