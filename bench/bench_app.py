@@ -2,8 +2,9 @@
 
 Loads the 74,602 real papers of ../shared/data into a fresh database (in chunks, through
 ``storage.papers.upsert_papers``), adds a reading history, a queue and a run log, and stores
-an embedding for every paper (random unit vectors: the cost of the cosine query does not
-depend on the values) so semantic search and similarity are timed at full size.
+an embedding and family scores for every paper (random unit vectors and scores: the cost
+of the queries does not depend on the values) so family grouping, the family filter,
+semantic search and similarity are timed at full size.
 Baselines measured in the same run: each page on an empty database, and for queries the
 floor cost of one storage call (open, count, close).
 """
@@ -37,7 +38,7 @@ def _median_seconds(call, runs: int = RUNS) -> float:
 def _load(db_path: Path) -> tuple[int, float]:
     from storage.papers import upsert_papers
     from tests.conftest import real_listings
-    from tests.reading_helpers import paper_from_row
+    from tests.test_reading_helpers import paper_from_row
 
     rows = real_listings()
     started = time.perf_counter()
@@ -60,12 +61,31 @@ def _history(db_path: Path, ids: list[str]) -> None:
         run_id = start_run(db_path, "run", ("cs.CL",))
         finish_run(db_path, run_id, {"status": "done", "exit_code": 0, "announced": 500,
                                      "fetched": 500, "new": 480, "errors": []})
+    _families_and_vectors(db_path)
+
+
+def _families_and_vectors(db_path: Path) -> None:
+    """An embedding and family scores for every paper, stored as the classify stage does."""
+    import numpy as np
+
+    from pipeline.families import CODES
+    from storage import reading
+    from storage.families import store_results
+
     generator = np.random.default_rng(0)
     all_ids = [card["arxiv_id"] for card in reading.browse(
         db_path, reading.BrowseFilter(limit=100_000))[0]]
-    vectors = generator.standard_normal((len(all_ids), 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    reading.write_embeddings(db_path, "bench_embeddings", all_ids, vectors)
+    for start in range(0, len(all_ids), 20_000):
+        chunk = all_ids[start:start + 20_000]
+        vectors = generator.standard_normal((len(chunk), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        scores = generator.random((len(chunk), len(CODES))) ** 3
+        store_results(db_path, [{"arxiv_id": i, "version": 1, "vector": v}
+                                for i, v in zip(chunk, vectors)],
+                      [{"arxiv_id": i, "version": 1,
+                        "scores": dict(zip(CODES, map(float, row))),
+                        "labels": [c for c, x in zip(CODES, row) if x >= 0.5]}
+                       for i, row in zip(chunk, scores)], "bench")
 
 
 def _page_time(page: str) -> float:
@@ -107,6 +127,8 @@ def _query_rows(db_path: Path) -> list[tuple[str, float]]:
         "category cs.CL + date range (one month)": lambda: reading.browse(
             db_path, reading.BrowseFilter(category="cs.CL", date_from=date(2025, 6, 1),
                                           date_to=date(2025, 6, 30))),
+        "family VLM, score >= 0.6": lambda: reading.browse(
+            db_path, reading.BrowseFilter(family="VLM", min_score=0.6)),
         "state filter (queued)": lambda: reading.browse(
             db_path, reading.BrowseFilter(states=("queued",))),
         "keyword + category + state": lambda: reading.browse(

@@ -3,7 +3,7 @@ the packaged demo sample. Each writes page by page, so a kill loses at most one 
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Iterable
@@ -32,6 +32,7 @@ def ingest_listing(settings: Settings, transport: Transport, report: dict) -> No
     The listing is stored before hydration, so an API outage keeps the day: the
     papers wait as "not hydrated" and the next run fills them in.
     """
+    previous_day = store.last_listed_date(settings.db_path)
     listing = fetch_listing(transport, settings)
     report["announced"] = listing.announced
     report["feed_date"] = listing.feed_date.isoformat() if listing.feed_date else None
@@ -45,6 +46,38 @@ def ingest_listing(settings: Settings, transport: Transport, report: dict) -> No
     report["unchanged"] += len(listing.papers) - len(fresh)
     pending = store.unhydrated_ids(settings.db_path)
     report["fetched"] = _hydrate(settings, transport, pending, listing.papers, report)
+    _fill_gap(settings, transport, previous_day, listing.feed_date, report)
+
+
+MAX_GAP_DAYS = 31
+
+
+def missed_feed_days(previous: date | None, current: date | None) -> list[date]:
+    """Weekday feeds strictly between the last one stored and today's: days a run missed."""
+    if previous is None or current is None or current <= previous:
+        return []
+    days = [previous + timedelta(days=n) for n in range(1, (current - previous).days)]
+    return [day for day in days if day.weekday() < 5]
+
+
+def _fill_gap(settings: Settings, transport: Transport, previous: str | None,
+              current: date | None, report: dict) -> None:
+    """The RSS feed only holds today: papers of missed days come from the API instead."""
+    missed = missed_feed_days(date.fromisoformat(previous) if previous else None, current)
+    if not missed:
+        return
+    since = max(missed[0] - timedelta(days=3), current - timedelta(days=MAX_GAP_DAYS))
+    until = current - timedelta(days=1)
+    gap = {"missed_feeds": [day.isoformat() for day in missed], "since": since.isoformat(),
+           "until": until.isoformat(), "new_before": report["new"]}
+    from pipeline.sources import ArxivRequestError, ArxivUnreachable
+    try:
+        ingest_backfill(settings, transport, since, until, report)
+    except (ArxivUnreachable, ArxivRequestError) as error:
+        report["errors"].append(f"gap fill {since}..{until}: {error}; run `octet fetch "
+                                f"--since {since} --until {until}` later")
+    gap["new"] = report["new"] - gap.pop("new_before")
+    report["gap"] = gap
 
 
 def _empty_feed_note(listing, settings: Settings) -> str:

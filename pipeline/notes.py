@@ -27,6 +27,9 @@ _UNSAFE = re.compile(r'[/\\:*?"<>|\[\]#^]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)),
              *(f"LPT{n}" for n in range(10))}
 _WEEK = re.compile(r"^\d{4}-W\d{2}$")
+# libyaml's safe loader and dumper when PyYAML has them: ~10x faster on a large vault.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def safe_name(title: str, fallback: str, max_bytes: int = MAX_NAME_BYTES) -> str:
@@ -134,7 +137,7 @@ def parse_frontmatter(text: str) -> tuple[dict, bool]:
     except StopIteration:
         return {}, False
     try:
-        data = yaml.safe_load("\n".join(lines[1:end])) or {}
+        data = yaml.load("\n".join(lines[1:end]), Loader=_LOADER) or {}
     except yaml.YAMLError:
         return {}, False
     return (data, True) if isinstance(data, dict) else ({}, False)
@@ -142,8 +145,8 @@ def parse_frontmatter(text: str) -> tuple[dict, bool]:
 
 def render_frontmatter(data: dict) -> str:
     """``---`` + YAML that any YAML parser reads + ``---``."""
-    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=10_000,
-                          default_flow_style=False)
+    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=10_000,
+                     default_flow_style=False)
     return f"---\n{body}---\n"
 
 

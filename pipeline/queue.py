@@ -12,11 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from pipeline.config import ConfigError, Settings
+from pipeline.families import CODES as FAMILY_CODES
 
 log = logging.getLogger(__name__)
-
-# The eight families in the seed document's order (pipeline/families.py describes them).
-FAMILY_CODES = ("LLM", "LCM", "LAM", "MoE", "VLM", "SLM", "MLM", "SAM")
 
 
 # ---- weeks ------------------------------------------------------------------

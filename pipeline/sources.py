@@ -373,27 +373,43 @@ def read_jsonl(lines: Iterable[str], announce_type: str = "import"
 
 
 def paper_from_record(row: dict, announce_type: str = "import") -> Paper:
-    """One JSON record (either format) → ``Paper``."""
-    raw_id = row.get("id") or row.get("arxiv_id")
+    """One JSON record (either format) → ``Paper``; wrong types are a ``BadEntry``."""
+    raw_id = _field(row, "id") or _field(row, "arxiv_id")
     if not raw_id:
         raise BadEntry("no 'id' field")
-    categories = row.get("categories") or []
-    if isinstance(categories, str):
-        categories = categories.split()
-    authors = row.get("authors") or []
-    if isinstance(authors, str):
-        authors = _split_author_string(authors)
+    categories = _string_list(row, "categories")
+    authors = row.get("authors")
+    authors = _split_author_string(authors) if isinstance(authors, str) else _string_list(
+        row, "authors")
     versions = row.get("versions") or []
-    version = len(versions) if isinstance(versions, list) and versions else None
-    published = _snapshot_date(versions[0]) if version else None
-    updated = _snapshot_date(versions[-1]) if version else None
+    if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
+        raise BadEntry("'versions' must be a list of objects")
     return build_paper(
-        arxiv_id=str(raw_id), version=version, title=row.get("title") or "", authors=authors,
-        abstract=row.get("abstract") or "", categories=categories,
-        primary_category=row.get("primary_category"), published=published, updated=updated,
-        comment=row.get("comment"), journal_ref=row.get("journal-ref") or row.get("journal_ref"),
-        doi=row.get("doi"), announce_type=announce_type,
-        listed_date=row.get("listed_date") or row.get("update_date"))
+        arxiv_id=raw_id, version=len(versions) or None, title=_field(row, "title") or "",
+        authors=authors, abstract=_field(row, "abstract"), categories=categories,
+        primary_category=_field(row, "primary_category"),
+        published=_snapshot_date(versions[0]) if versions else None,
+        updated=_snapshot_date(versions[-1]) if versions else None,
+        comment=_field(row, "comment"),
+        journal_ref=_field(row, "journal-ref") or _field(row, "journal_ref"),
+        doi=_field(row, "doi"), announce_type=announce_type,
+        listed_date=_field(row, "listed_date") or _field(row, "update_date"))
+
+
+def _field(row: dict, name: str) -> str | None:
+    value = row.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadEntry(f"'{name}' must be a string, not {type(value).__name__}")
+
+
+def _string_list(row: dict, name: str) -> list[str]:
+    value = row.get(name) or []
+    if isinstance(value, str):
+        return value.split()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadEntry(f"'{name}' must be a list of strings (or one string)")
+    return value
 
 
 def _split_author_string(text: str) -> list[str]:
@@ -402,8 +418,8 @@ def _split_author_string(text: str) -> list[str]:
 
 
 def _snapshot_date(version: dict) -> datetime | None:
-    stamp = version.get("created") if isinstance(version, dict) else None
+    stamp = version.get("created")
     try:
-        return parsedate_to_datetime(stamp) if stamp else None
-    except (TypeError, ValueError):
+        return parsedate_to_datetime(stamp) if isinstance(stamp, str) and stamp else None
+    except (TypeError, ValueError, IndexError):
         return None

@@ -7,16 +7,15 @@ another process such as ``octet run`` holds the file, so a reader's action is ne
 """
 from __future__ import annotations
 
-import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as with_changes
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipeline.embed import ENCODER_NAME
 from storage.db import connect, transaction
 
 log = logging.getLogger(__name__)
@@ -421,11 +420,31 @@ class BrowseFilter:
     states: tuple[str, ...] = ()
     """Reading states to include (``inbox``, ``queued``, ...); empty means all."""
 
+    family: str = ""
+    """A family code (``VLM``): papers the reader labeled so, or the model did with at least
+    ``min_score``."""
+
+    min_score: float = 0.0
+    """Lowest model score for ``family`` (the reader's own labels always pass)."""
+
     arxiv_ids: tuple[str, ...] | None = None
-    """Restrict to these ids (e.g. those of one family); None means no restriction."""
+    """Restrict to these ids; None means no restriction."""
 
     limit: int = 50
     """Most rows returned."""
+
+
+def _family_clause(family: str) -> str:
+    from pipeline.families import CODES
+
+    if family not in CODES:
+        raise ValueError(f"{family!r} is not a family; use one of {', '.join(CODES)}")
+    # The score column is named after the code; the code was checked against CODES above.
+    return f"""p.arxiv_id IN (
+        SELECT arxiv_id FROM reader_labels WHERE list_contains(labels, ?)
+        UNION ALL
+        SELECT s.arxiv_id FROM family_scores s ANTI JOIN reader_labels l USING (arxiv_id)
+        WHERE list_contains(s.labels, ?) AND s.{family.lower()} >= ?)"""
 
 
 def browse(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
@@ -466,130 +485,86 @@ def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:
         params.append(list(wanted.states))
     if wanted.arxiv_ids is not None:
         clauses.append("p.arxiv_id IN (SELECT arxiv_id FROM restrict)")
+    if wanted.family:
+        clauses.append(_family_clause(wanted.family))
+        params += [wanted.family, wanted.family, float(wanted.min_score)]
     # ILIKE treats backslash as the escape character only when told so.
     clauses = [c.replace("ILIKE ?", "ILIKE ? ESCAPE '\\'") for c in clauses]
     return clauses, params
 
 
 # ---- what other concepts store (families, summaries, embeddings) ----------------
-# Families and summaries are stored by their own modules; the reader's views use them
-# when they exist and say "not classified yet" / "no summary yet" when they do not.
-
-_MISSING_TABLE = (duckdb.CatalogException, duckdb.BinderException)
-
-
-def _optional(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ImportError:
-        return None
-
+# Families and summaries are stored by their own modules; a paper the stages have not
+# reached yet is simply absent, and the pages say "not classified yet" / "no summary yet".
 
 def families_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, dict]:
-    """``{id: {"labels": [...], "scores": {...}}}`` for classified ids; {} when the
-    families concept is not installed or has classified nothing yet."""
-    module = _optional("storage.families")
-    if module is None or not arxiv_ids or not hasattr(module, "families_for"):
-        return {}
-    try:
-        return module.families_for(db_path, list(arxiv_ids)) or {}
-    except _MISSING_TABLE:
-        return {}
+    """``{id: {"labels": [...], "scores": {...}, "source": ...}}`` for classified ids."""
+    from storage.families import families_for
+
+    return families_for(db_path, list(arxiv_ids)) if arxiv_ids else {}
 
 
 def summaries_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, dict]:
-    """``{id: {tldr, problem, method, results, why_it_matters, extractive, ...}}``; {}
-    when the summaries concept is not installed or has summarized nothing yet."""
-    module = _optional("storage.summaries")
-    if module is None or not arxiv_ids or not hasattr(module, "summary_for"):
-        return {}
-    try:
-        return module.summary_for(db_path, list(arxiv_ids)) or {}
-    except _MISSING_TABLE:
-        return {}
+    """``{id: {tldr, problem, method, results, why_it_matters, extractive, ...}}``."""
+    from storage.summaries import summary_for
+
+    return summary_for(db_path, list(arxiv_ids)) if arxiv_ids else {}
 
 
-def set_labels(db_path: Path, arxiv_id: str, add: list[str], remove: list[str]) -> bool:
-    """Store the reader's label correction through the families concept; False when that
-    concept is not installed yet."""
-    module = _optional("storage.families")
-    if module is None or not hasattr(module, "set_reader_labels"):
-        return False
-    module.set_reader_labels(db_path, arxiv_id, add, remove)
-    return True
+def set_labels(db_path: Path, arxiv_id: str, labels: list[str]) -> None:
+    """Store the reader's family labels for a paper (the full set; they win over the model's)."""
+    from storage.families import set_reader_labels
+
+    with connect(db_path, read_only=True) as con:
+        _require_paper(con, arxiv_id)
+    set_reader_labels(db_path, arxiv_id, list(labels))
 
 
-def _embedding_source(con) -> tuple[str, str] | None:
-    """The table and column holding paper embeddings (a ``FLOAT[384]`` column beside an
-    ``arxiv_id``), found by type so the reader's views need not know who stored them;
-    the first such table that holds rows wins."""
-    found = con.execute("""
-        SELECT c.table_name, c.column_name FROM information_schema.columns c
-        WHERE c.data_type = 'FLOAT[384]' AND c.table_schema = 'main' AND EXISTS (
-            SELECT 1 FROM information_schema.columns k WHERE k.table_name = c.table_name
-            AND k.table_schema = 'main' AND k.column_name = 'arxiv_id')
-        ORDER BY c.table_name""").fetchall()
-    for table, column in found:
-        if con.execute(f'SELECT count(*) > 0 FROM "{table}"').fetchone()[0]:
-            return table, column
-    return None
-
-
-def write_embeddings(db_path: Path, table: str, arxiv_ids: list[str], vectors: np.ndarray) -> None:
-    """Store embeddings in a table of their own (``arxiv_id``, ``embedding FLOAT[384]``).
-    For benchmarks and tests that need embeddings before the families stage has run; the
-    product's embeddings are written by ``storage.families``."""
-    rows = pa.table({"arxiv_id": list(arxiv_ids),
-                     "embedding": pa.FixedSizeListArray.from_arrays(
-                         pa.array(np.asarray(vectors, dtype=np.float32).ravel()), 384)})
-    with transaction(db_path) as con:
-        con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" '
-                    "(arxiv_id VARCHAR PRIMARY KEY, embedding FLOAT[384])")
-        con.register("incoming", rows)
-        con.execute(f'INSERT OR REPLACE INTO "{table}" SELECT arxiv_id, embedding FROM incoming')
+# Embeddings live in ``embeddings`` (written by the classify stage through
+# ``storage.families``): one row per paper version and encoder; only the stored version's
+# vector from the current encoder counts.
+_CURRENT_VECTORS = """
+    SELECT e.arxiv_id, e.vector FROM embeddings e
+    JOIN papers v ON v.arxiv_id = e.arxiv_id AND v.version = e.version
+    WHERE e.encoder = ?"""
 
 
 def has_embeddings(db_path: Path) -> bool:
     """Whether any paper has a stored embedding (semantic search and similarity need one)."""
     with connect(db_path, read_only=True) as con:
-        return _embedding_source(con) is not None
+        return con.execute(f"SELECT EXISTS ({_CURRENT_VECTORS})", [ENCODER_NAME]).fetchone()[0]
 
 
 def semantic_search(db_path: Path, vector: np.ndarray, wanted: BrowseFilter,
                     limit: int = 50) -> list[tuple[str, float]]:
     """``(id, cosine)`` of the papers nearest ``vector`` among those passing the filter's
     non-text conditions, best first; [] when no embeddings are stored."""
-    clauses, params = _browse_where(BrowseFilter(
-        category=wanted.category, date_from=wanted.date_from, date_to=wanted.date_to,
-        states=wanted.states, arxiv_ids=wanted.arxiv_ids))
+    clauses, params = _browse_where(with_changes(wanted, text=""))
     with connect(db_path, read_only=True) as con:
-        source = _embedding_source(con)
-        if source is None:
-            return []
         if wanted.arxiv_ids is not None:
             con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
                                               schema=pa.schema([("arxiv_id", pa.string())])))
         where = " AND ".join(clauses) or "TRUE"
         return con.execute(f"""
-            SELECT p.arxiv_id, array_cosine_similarity(e."{source[1]}", ?::FLOAT[384]) AS s
-            FROM "{source[0]}" e JOIN papers p USING (arxiv_id)
+            WITH e AS ({_CURRENT_VECTORS})
+            SELECT p.arxiv_id, array_cosine_similarity(e.vector, ?::FLOAT[384]) AS s
+            FROM e JOIN papers p USING (arxiv_id)
             LEFT JOIN reading r USING (arxiv_id) WHERE {where}
             ORDER BY s DESC, p.arxiv_id LIMIT ?""",
-            [np.asarray(vector, dtype=np.float32).tolist(), *params, limit]).fetchall()
+            [ENCODER_NAME, np.asarray(vector, dtype=np.float32).tolist(), *params,
+             limit]).fetchall()
 
 
 def similar_papers(db_path: Path, arxiv_id: str, limit: int = 10) -> list[tuple[str, float]]:
     """``(id, cosine)`` of the papers most like one stored paper; [] without embeddings."""
     with connect(db_path, read_only=True) as con:
-        source = _embedding_source(con)
-        if source is None:
-            return []
-        table, column = source
         return con.execute(f"""
-            WITH me AS (SELECT "{column}" AS v FROM "{table}" WHERE arxiv_id = ? LIMIT 1)
-            SELECT e.arxiv_id, array_cosine_similarity(e."{column}", me.v) AS s
-            FROM "{table}" e, me WHERE e.arxiv_id <> ?
-            ORDER BY s DESC, e.arxiv_id LIMIT ?""", [arxiv_id, arxiv_id, limit]).fetchall()
+            WITH e AS ({_CURRENT_VECTORS}),
+                 me AS (SELECT vector FROM e WHERE arxiv_id = ?)
+            SELECT e.arxiv_id, array_cosine_similarity(e.vector, me.vector) AS s
+            FROM e, me WHERE e.arxiv_id <> ?
+            ORDER BY s DESC, e.arxiv_id LIMIT ?""",
+            [ENCODER_NAME, arxiv_id, arxiv_id, limit]).fetchall()
 
 
 def embeddings_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, np.ndarray]:
@@ -597,23 +572,8 @@ def embeddings_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, np.ndarray]:
     if not arxiv_ids:
         return {}
     with connect(db_path, read_only=True) as con:
-        source = _embedding_source(con)
-        if source is None:
-            return {}
         con.register("wanted", pa.table({"arxiv_id": list(arxiv_ids)}))
-        rows = con.execute(f'SELECT arxiv_id, "{source[1]}" FROM "{source[0]}" '
-                           "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)").fetchall()
+        rows = con.execute(f"SELECT * FROM ({_CURRENT_VECTORS}) "
+                           "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)",
+                           [ENCODER_NAME]).fetchall()
     return {arxiv_id: np.asarray(vector, dtype=np.float32) for arxiv_id, vector in rows}
-
-
-def ids_in_family(db_path: Path, family: str, min_score: float = 0.5) -> list[str] | None:
-    """Ids labeled with ``family`` (or scoring at least ``min_score`` for it), from the
-    families concept; None when that concept is not installed yet."""
-    module = _optional("storage.families")
-    finder = getattr(module, "ids_in_family", None) if module else None
-    if finder is None:
-        return None
-    try:
-        return list(finder(db_path, family, min_score))
-    except _MISSING_TABLE:
-        return None

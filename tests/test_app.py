@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline import queue
 from storage import reading
 from storage.db import connect
-from tests.reading_helpers import store_real_papers
+from tests.test_reading_helpers import store_embeddings, store_real_papers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ("ui/this_week.py", "ui/inbox.py", "ui/reading_queue.py", "ui/browse.py",
@@ -170,8 +170,7 @@ def test_browse_semantic_search_and_similar_papers(settings, filled):
     from pipeline.embed import embed_texts, paper_text
 
     vectors = embed_texts([paper_text(p.title, p.abstract) for p in filled])
-    reading.write_embeddings(settings.db_path, "test_embeddings", [p.arxiv_id for p in filled],
-                             vectors)
+    store_embeddings(settings.db_path, filled, vectors)
     app = _open("ui/browse.py")
     assert app.selectbox(key="browse_mode").value == "keyword + semantic"
     query = "removing rain from photographs"  # no paper has all these words

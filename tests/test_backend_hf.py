@@ -196,3 +196,27 @@ def test_a_model_that_cannot_be_loaded_names_the_fix(settings, tmp_path, capsys)
     code = main(["summarize", "--backend", "hf", "--model", str(tmp_path / "no-such-model")])
     assert code == 2
     assert "pass --model with a local folder or a Hugging Face id" in capsys.readouterr().err
+
+
+# ---- CUDA (skipped here; run where a GPU is) -------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_device_on_cuda_is_bf16_and_batches_match(models):
+    batched = HFSummarizer(model=models["llama"], batch_size=4, max_new_tokens=6)
+    _, model, device, _ = batched.load()
+    assert device == "cuda" and model.dtype == choose_dtype("cuda")
+    assert len(batched.generate_texts(PROMPTS)) == len(PROMPTS)
+    assert max(batched.last_new_token_counts) <= 6
+
+
+@no_cuda
+def test_gpu_script_skips_cleanly_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_summarize.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "CUDA is not available" in done.stdout

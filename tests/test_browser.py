@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import queue
 from storage import reading
-from tests.reading_helpers import store_real_papers
+from tests.test_reading_helpers import store_real_papers
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

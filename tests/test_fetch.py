@@ -238,3 +238,22 @@ def test_second_run_while_one_works_exits_0(server, octet_home):
                             capture_output=True, text=True, timeout=60)
     assert first.wait(timeout=120) == 0
     assert second.returncode == 0 and "already working" in second.stdout
+
+
+def test_missed_days_are_filled_from_the_api(server, octet_home, capsys):
+    first = real_listings(day="2025-05-27")[:40]
+    missed = real_listings(day="2025-05-28")[:30] + real_listings(day="2025-05-29")[:30]
+    today = real_listings(day="2025-05-30")[:20]
+    server.replay.set_day(first, date(2025, 5, 27))
+    assert main(["run"]) == 0
+    server.replay.set_day(missed, date(2025, 5, 29))  # the server knows them; no run saw them
+    server.replay.set_day(today, date(2025, 5, 30))
+    capsys.readouterr()
+    assert main(["run", "--json"]) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert report["gap"]["missed_feeds"] == ["2025-05-28", "2025-05-29"]
+    in_categories = [row for row in missed if {"cs.CL", "cs.CV"} & set(row["categories"])]
+    stored = {row[0] for row in db_rows(octet_home, "SELECT arxiv_id FROM papers")}
+    assert {row["id"] for row in in_categories} <= stored
+    assert {row["id"] for row in today + first} <= stored

@@ -15,7 +15,7 @@ from pipeline import queue
 from pipeline.cli import main
 from storage import reading
 from storage.db import connect
-from tests.reading_helpers import store_real_papers
+from tests.test_reading_helpers import store_embeddings, store_real_papers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def test_app_environment_falls_back_to_the_demo_only_when_empty(settings, tmp_pa
 
 _WRITER = """
 import itertools, json, lzma, sys, time
-from tests.reading_helpers import paper_from_row
+from tests.test_reading_helpers import paper_from_row
 from tests.conftest import LISTINGS
 from storage.papers import upsert_papers
 with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
@@ -254,7 +254,7 @@ def test_semantic_search_and_similar_papers_use_stored_embeddings(settings, pape
     db = settings.db_path
     assert not reading.has_embeddings(db)
     assert reading.similar_papers(db, papers[0].arxiv_id) == []
-    reading.write_embeddings(db, "test_embeddings", [p.arxiv_id for p in papers], vectors_of(papers))
+    store_embeddings(db, papers, vectors_of(papers))
     assert reading.has_embeddings(db)
     # A paper's own title finds that paper first.
     query = embed_texts([papers[5].title])[0]
@@ -271,7 +271,7 @@ def test_semantic_search_and_similar_papers_use_stored_embeddings(settings, pape
 
 def test_proposal_leans_toward_papers_like_the_ones_rated_well(settings, papers, vectors_of):
     db = settings.db_path
-    reading.write_embeddings(db, "test_embeddings", [p.arxiv_id for p in papers], vectors_of(papers))
+    store_embeddings(db, papers, vectors_of(papers))
     liked = papers[0]
     reading.mark_read(db, liked.arxiv_id, "2026-W40", 5)
     nearest = reading.similar_papers(db, liked.arxiv_id, 1)[0][0]

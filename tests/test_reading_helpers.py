@@ -25,3 +25,22 @@ def store_real_papers(db_path, limit: int = 60, day: str | None = None) -> list[
     papers = [paper_from_row(row) for row in real_listings(limit=limit, day=day)]
     upsert_papers(db_path, papers)
     return papers
+
+
+def store_embeddings(db_path, papers: list[Paper], vectors) -> None:
+    """Store embeddings the way the classify stage does (``storage.families``)."""
+    from storage.families import store_results
+
+    store_results(db_path, [{"arxiv_id": p.arxiv_id, "version": p.version, "vector": v}
+                            for p, v in zip(papers, vectors)], [], "test")
+
+
+def store_families(db_path, labeled: dict[str, list[str]], score: float = 0.9) -> None:
+    """Store model family labels (with ``score`` for each label, 0.05 for the others)."""
+    from pipeline.families import CODES
+    from storage.families import store_results
+
+    rows = [{"arxiv_id": arxiv_id, "version": 1, "labels": labels,
+             "scores": {code: score if code in labels else 0.05 for code in CODES}}
+            for arxiv_id, labels in labeled.items()]
+    store_results(db_path, [], rows, "test")

@@ -1,0 +1,140 @@
+"""Benchmark: extractive summaries/s on real papers, and hf generation tokens/s for a
+random model shaped like a 0.5B instruct model (Qwen2-0.5B) in bf16 on this CPU.
+
+``main()`` returns the Markdown section for BENCHMARKS.md. Bounded in time: a few new
+tokens per run, three runs per row, the median reported.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import lzma
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+LISTINGS = Path(os.environ.get("OCTET_SHARED", REPO.parent / "shared")) / "data" / \
+    "arxiv_listings_cs_2025_2026.jsonl.xz"
+RUNS = 3
+PAPERS = 64
+PROMPT_TOKENS = 64
+NEW_TOKENS = 8
+
+
+def qwen2_half_b_config():
+    """The shape of Qwen2-0.5B-Instruct (494M parameters), weights left random."""
+    import transformers
+
+    return transformers.Qwen2Config(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+        tie_word_embeddings=True, rope_theta=1_000_000.0)
+
+
+def _median_seconds(action, runs: int = RUNS) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _papers(count: int):
+    from pipeline.paper import Paper
+
+    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in itertools.islice(handle, count)]
+    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
+            for row in rows]
+
+
+def bench_extractive() -> list[str]:
+    from pipeline.backends.extractive import ExtractiveSummarizer
+    from pipeline.embed import embed_texts, paper_text
+
+    papers = _papers(PAPERS)
+    summarizer = ExtractiveSummarizer(device="cpu")
+    summarizer.summarize(papers[:4])  # load the encoder outside the timing
+    texts = [paper_text(paper.title, paper.abstract) for paper in papers]
+    baseline = _median_seconds(lambda: embed_texts(texts, device="cpu"))
+    extractive = _median_seconds(lambda: summarizer.summarize(papers))
+    return [
+        f"| encoder only: `embed_texts(title + abstract)` (baseline) | {PAPERS} papers | "
+        f"{baseline:.2f} s | {PAPERS / baseline:.1f} papers/s | 1.00 |",
+        f"| `ExtractiveSummarizer.summarize` | {PAPERS} papers | {extractive:.2f} s | "
+        f"{PAPERS / extractive:.1f} summaries/s | {extractive / baseline:.2f}× the time |",
+    ]
+
+
+def generation_tokens_per_second(model, batch: int, device: str, prompt_tokens: int,
+                                 new_tokens: int, runs: int = RUNS) -> tuple[float, float]:
+    """``(median seconds, new tokens/s)`` for greedy generation of exactly ``new_tokens``
+    per row after a random prompt of ``prompt_tokens``."""
+    import torch
+
+    generator = torch.Generator().manual_seed(batch)
+    ids = torch.randint(10, 1000, (batch, prompt_tokens), generator=generator).to(device)
+    mask = torch.ones_like(ids)
+
+    def run():
+        with torch.inference_mode():
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
+                           min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    run()  # warm-up: kernels, caches
+    seconds = _median_seconds(run, runs)
+    return seconds, batch * new_tokens / seconds
+
+
+def random_model(dtype, device: str = "cpu"):
+    import torch
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(qwen2_half_b_config(), dtype=dtype)
+    return model.to(device).eval()
+
+
+def bench_hf() -> list[str]:
+    import torch
+
+    model = random_model(torch.bfloat16)
+    rows, baseline = [], None
+    for batch in (1, 16):
+        seconds, rate = generation_tokens_per_second(model, batch, "cpu", PROMPT_TOKENS,
+                                                     NEW_TOKENS)
+        baseline = baseline or rate
+        label = "(baseline)" if batch == 1 else ""
+        rows.append(f"| hf generate, Qwen2-0.5B-shaped random model, bf16 CPU, batch {batch} "
+                    f"{label} | {batch} × ({PROMPT_TOKENS} prompt + {NEW_TOKENS} new) tokens | "
+                    f"{seconds:.2f} s | {rate:.1f} tokens/s | {rate / baseline:.2f}× |")
+    return rows
+
+
+def main() -> str:
+    import torch
+
+    cpu = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+          f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    header = ["## Summaries", "",
+              f"Median of {RUNS} runs on {cpu}. Extractive: the first {PAPERS} papers of the "
+              f"shared listings. hf: greedy generation of exactly {NEW_TOKENS} new tokens per "
+              f"row (tokens/s counts new tokens). GPU: `python bench/gpu_summarize.py`.", "",
+              "| command | input | median | rate | ratio |", "|---|---|---|---|---|"]
+    return "\n".join(header + bench_extractive() + bench_hf()) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    print(main())
