@@ -361,3 +361,235 @@ def label_matrix(label_lists: list[list[str]]) -> np.ndarray:
             if label != NONE:
                 matrix[row, CODES.index(label)] = 1.0
     return matrix
+
+
+# ---- classifying papers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The families of one paper as the model sees them."""
+
+    arxiv_id: str
+    """The paper's id (or whatever id the input row carried)."""
+
+    labels: tuple[str, ...]
+    """Family codes that apply, in family order; empty means none."""
+
+    scores: dict
+    """Probability in [0, 1] for every family code."""
+
+    low_confidence: bool
+    """True when the paper had no abstract and was judged on its title alone."""
+
+    model_version: str
+    """The head that produced this (``Head.version``)."""
+
+    def to_json(self) -> dict:
+        """The JSON row of ``octet classify``: ``labels`` is ``["none"]`` when none applies."""
+        return {"id": self.arxiv_id, "labels": list(self.labels) or [NONE],
+                "scores": self.scores, "low_confidence": self.low_confidence,
+                "model_version": self.model_version}
+
+
+def data_file(name: str) -> Path:
+    """A file shipped in ``pipeline/data/``."""
+    from importlib import resources
+
+    return Path(str(resources.files("pipeline") / "data" / name))
+
+
+def user_head_path(home: Path) -> Path:
+    """Where ``octet train`` writes the reader's retrained head."""
+    return Path(home) / "models" / HEAD_FILE
+
+
+def head_path(home: Path | None = None) -> Path:
+    """The head in use: the reader's retrained one when present, else the shipped one."""
+    if home is not None and user_head_path(home).is_file():
+        return user_head_path(home)
+    return data_file(HEAD_FILE)
+
+
+_HEADS: dict[tuple[str, float], Head] = {}
+
+
+def current_head(home: Path | None = None) -> Head:
+    """The head in use, loaded once per file version (a retrain is picked up at once)."""
+    path = head_path(home)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run `octet train` to build a head")
+    key = (str(path), path.stat().st_mtime)
+    if key not in _HEADS:
+        _HEADS[key] = load_head(path)
+    return _HEADS[key]
+
+
+def classify_embedded(head: Head, ids: list[str], titles: list[str], abstracts: list[str],
+                      embeddings: np.ndarray) -> list[Classification]:
+    """Classify papers whose embeddings are already known."""
+    if not ids:
+        return []
+    probabilities = head.probabilities(feature_matrix(embeddings, titles, abstracts))
+    decisions = head.decide(probabilities)
+    results = []
+    for row, arxiv_id in enumerate(ids):
+        scores = {code: round(float(value), 4) for code, value in zip(CODES, probabilities[row])}
+        labels = tuple(code for code, chosen in zip(CODES, decisions[row]) if chosen)
+        results.append(Classification(arxiv_id, labels, scores,
+                                      not (abstracts[row] or "").strip(), head.version))
+    return results
+
+
+def classify_texts(ids: list[str], titles: list[str], abstracts: list[str],
+                   head: Head | None = None, device: str = "auto") -> list[Classification]:
+    """Embed and classify papers given as text (no database involved)."""
+    head = head or current_head()
+    vectors = embed_texts([paper_text(t, a) for t, a in zip(titles, abstracts)], device=device)
+    return classify_embedded(head, ids, titles, abstracts, vectors)
+
+
+# ---- the pipeline stage --------------------------------------------------------------------
+
+
+def run_stage(settings, report: dict | None = None) -> dict:
+    """Score every stored paper without current scores, one batch at a time: read (then
+    close), embed what has no stored embedding, classify, write the batch."""
+    from storage import families as store
+
+    head = current_head(settings.home)
+    counts = {"classified": 0, "embedded": 0, "low_confidence": 0, "model_version": head.version}
+    while True:
+        batch = store.pending_papers(settings.db_path, head.version, limit=BATCH_SIZE)
+        if not batch:
+            break
+        embedded, results = _classify_batch(settings, head, batch)
+        store.store_results(settings.db_path, embedded, results, head.version)
+        counts["classified"] += len(results)
+        counts["embedded"] += len(embedded)
+        counts["low_confidence"] += sum(1 for row in results if row["low_confidence"])
+        log.info("classified %d papers (%d embedded)", counts["classified"], counts["embedded"])
+    return counts
+
+
+def _classify_batch(settings, head: Head, batch: list[dict]) -> tuple[list[dict], list[dict]]:
+    from storage import families as store
+
+    keys = [(row["arxiv_id"], row["version"]) for row in batch]
+    known = store.stored_vectors(settings.db_path, [k for k, row in zip(keys, batch)
+                                                    if row["has_embedding"]])
+    missing = [row for key, row in zip(keys, batch) if key not in known]
+    # No connection is open here: the encoder may take seconds.
+    fresh = embed_texts([paper_text(row["title"], row["abstract"]) for row in missing],
+                        device=settings.device)
+    embedded = [{**row, "vector": vector} for row, vector in zip(missing, fresh)]
+    known.update({(row["arxiv_id"], row["version"]): row["vector"] for row in embedded})
+    matrix = np.stack([known[key] for key in keys])
+    found = classify_embedded(head, [row["arxiv_id"] for row in batch],
+                              [row["title"] for row in batch],
+                              [row["abstract"] for row in batch], matrix)
+    results = [{"arxiv_id": item.arxiv_id, "version": row["version"], "scores": item.scores,
+                "labels": item.labels, "low_confidence": item.low_confidence}
+               for item, row in zip(found, batch)]
+    return embedded, results
+
+
+# ---- labeled data and retraining ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """Papers with known families, aligned with their embeddings."""
+
+    ids: list[str]
+    """Paper ids, one per row."""
+    titles: list[str]
+    """Titles, one per row."""
+    abstracts: list[str]
+    """Abstracts, one per row (may be empty)."""
+    labels: list[list[str]]
+    """Family codes per row; ``[]`` means none."""
+    vectors: np.ndarray
+    """Embeddings, shape ``(rows, 384)``."""
+
+    def features(self) -> np.ndarray:
+        """The model input for these rows."""
+        return feature_matrix(self.vectors, self.titles, self.abstracts)
+
+    def targets(self) -> np.ndarray:
+        """0/1 matrix, one column per family."""
+        return label_matrix(self.labels)
+
+    def without(self, excluded: set[str]) -> "LabeledSet":
+        """The rows whose id is not in ``excluded``."""
+        keep = [row for row, arxiv_id in enumerate(self.ids) if arxiv_id not in excluded]
+        return LabeledSet([self.ids[r] for r in keep], [self.titles[r] for r in keep],
+                          [self.abstracts[r] for r in keep], [self.labels[r] for r in keep],
+                          self.vectors[keep] if keep else self.vectors[:0])
+
+
+def shipped_labeled(source: str | None = None) -> LabeledSet:
+    """The shipped labeled papers (``source``: ``dev`` or ``title-rules``; None for all)
+    with their shipped embeddings."""
+    rows = [json.loads(line) for line in
+            data_file(SHIPPED_LABELS).read_text(encoding="utf-8").splitlines() if line.strip()]
+    with np.load(data_file("families_embeddings.npz"), allow_pickle=False) as data:
+        by_id = dict(zip(data["ids"].tolist(), data["vectors"].astype(np.float32)))
+    rows = [row for row in rows if source is None or row["source"] == source]
+    return LabeledSet([r["arxiv_id"] for r in rows], [r["title"] for r in rows],
+                      [r["abstract"] for r in rows],
+                      [[x for x in r["labels"] if x != NONE] for r in rows],
+                      np.stack([by_id[r["arxiv_id"]] for r in rows]))
+
+
+def merge(base: LabeledSet, override: LabeledSet) -> LabeledSet:
+    """``base`` with every row whose id is in ``override`` replaced by the override row."""
+    kept = base.without(set(override.ids))
+    return LabeledSet(kept.ids + override.ids, kept.titles + override.titles,
+                      kept.abstracts + override.abstracts, kept.labels + override.labels,
+                      np.vstack([kept.vectors, override.vectors]))
+
+
+def train(labeled: LabeledSet, weights: np.ndarray | None = None,
+          options: TrainingOptions = TrainingOptions(), info: dict | None = None) -> Head:
+    """A head trained on these papers."""
+    return train_head(labeled.features(), labeled.targets(), weights, options, info)
+
+
+def shipped_weights(labeled: LabeledSet, dev_ids: set[str], reader_ids: set[str],
+                    extra_weight: float = 0.5) -> np.ndarray:
+    """Hand-labeled rows (dev set, the reader's) weigh 1; rule-labeled rows ``extra_weight``."""
+    return np.asarray([1.0 if arxiv_id in dev_ids or arxiv_id in reader_ids else extra_weight
+                       for arxiv_id in labeled.ids])
+
+
+def training_set(reader: LabeledSet | None = None) -> tuple[LabeledSet, np.ndarray]:
+    """Shipped labels plus the reader's (the reader's win), with each row's weight."""
+    shipped = shipped_labeled()
+    dev_ids = set(shipped_labeled("dev").ids)
+    reader_ids = set(reader.ids) if reader else set()
+    labeled = merge(shipped, reader) if reader and reader.ids else shipped
+    return labeled, shipped_weights(labeled, dev_ids, reader_ids)
+
+
+def train_and_save(path: Path, reader: LabeledSet | None = None,
+                   options: TrainingOptions = TrainingOptions()) -> Head:
+    """Train on shipped (+ reader) labels and write the head to ``path``."""
+    labeled, weights = training_set(reader)
+    info = {"reader_papers": len(reader.ids) if reader else 0,
+            "shipped_papers": len(labeled.ids) - (len(reader.ids) if reader else 0)}
+    head = train(labeled, weights, options, info)
+    head.save(path)
+    log.info("trained head %s on %d papers → %s", head.version, len(labeled.ids), path)
+    return head
+
+
+def cross_validate_labeled(labeled: LabeledSet, folds: int = 5, seed: int = 0,
+                           options: TrainingOptions = TrainingOptions(),
+                           extra_weight: float = 0.5) -> dict:
+    """K-fold cross-validation on ``labeled``: each fold is scored by a head trained on the
+    other folds plus every shipped labeled paper that is not in ``labeled``."""
+    extra = shipped_labeled().without(set(labeled.ids))
+    _, decisions = cross_validate(labeled.features(), labeled.targets(), folds,
+                                  extra.features(), extra.targets(), extra_weight, options, seed)
+    return evaluate(labeled.targets(), decisions)

@@ -76,7 +76,9 @@ def encoder(device: str = "cpu"):
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # library code must not write to the terminal
     if device == "cpu":
         torch.set_num_threads(_usable_cores())
     bf16 = use_bf16(device)

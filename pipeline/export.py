@@ -121,19 +121,23 @@ def _vault(vault: Path) -> Path:
     return vault
 
 
-def scan_papers(folder: Path) -> tuple[dict[str, ExistingNote], set[str]]:
-    """Notes in ``Octet/Papers``: those Octet wrote (by arXiv id) and the case-folded
-    names of every other file, which an export must never overwrite."""
+def scan_papers(folder: Path) -> tuple[dict[str, ExistingNote], set[str], list[Path]]:
+    """Notes in ``Octet/Papers``: those Octet wrote (by arXiv id); the case-folded names of
+    every other file, which an export must never overwrite; and the notes whose
+    frontmatter YAML cannot read (left alone, reported by the import)."""
     owned: dict[str, ExistingNote] = {}
     foreign: set[str] = set()
+    broken: list[Path] = []
     for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
         note = note_files.read_note(path)
         arxiv_id = str(note.frontmatter.get("arxiv_id") or "") if note else ""
         if arxiv_id and arxiv_id not in owned:
             owned[arxiv_id] = ExistingNote(path, note)
-        else:
-            foreign.add(path.stem.casefold())
-    return owned, foreign
+            continue
+        foreign.add(path.stem.casefold())
+        if note and not note.frontmatter_ok:
+            broken.append(path)
+    return owned, foreign, broken
 
 
 def assign_names(entries: list[Entry], owned: dict[str, ExistingNote],
@@ -170,12 +174,13 @@ def export_obsidian(settings: Settings, vault: Path, states: tuple[str, ...] = D
     folder = vault / note_files.PAPERS
     folder.mkdir(parents=True, exist_ok=True)
     entries = select_entries(settings, states, include_all, since)
-    owned, foreign = scan_papers(folder)
+    owned, foreign, broken = scan_papers(folder)
     baselines = store.export_baselines(settings.db_path, str(vault))
     names = assign_names(entries, owned, foreign)
     report = {"vault": str(vault), "notes": len(entries), "created": 0, "updated": 0,
               "unchanged": 0, "recreated": [], "renamed": [], "backups": [],
-              "pending_edits": [], "families": 0, "weeks": 0}
+              "pending_edits": [], "unreadable": [str(path) for path in broken],
+              "families": 0, "weeks": 0}
     hub_notes = {arxiv_id: _vault_note(existing.path.stem, existing.note.frontmatter)
                  for arxiv_id, existing in owned.items()}
     written = []
@@ -339,9 +344,11 @@ def import_obsidian(settings: Settings, vault: Path) -> dict:
     if not folder.is_dir():
         raise ExportError(f"{folder} does not exist; run `octet export obsidian --vault {vault}` "
                           "first, or pass the vault that holds the Octet folder")
-    owned, _ = scan_papers(folder)
+    owned, _, broken = scan_papers(folder)
     report = {"vault": str(vault), "scanned": len(owned), "changed": [], "unchanged": 0,
-              "conflicts": [], "skipped": []}
+              "conflicts": [], "skipped": [
+                  {"file": str(path), "reason": "its frontmatter is not valid YAML; fix it in "
+                   "Obsidian (or delete the note and export again)"} for path in broken]}
     known = store.stored_ids(settings.db_path, list(owned))
     for arxiv_id in sorted(set(owned) - known):
         report["skipped"].append({"file": str(owned[arxiv_id].path),
@@ -371,10 +378,6 @@ def _import_one(settings: Settings, existing: ExistingNote, current: dict, store
     arxiv_id, file = current["arxiv_id"], str(existing.path)
     base = dict(baseline or {"notes_sha": None, "state": None, "rating": None})
     base.update(arxiv_id=arxiv_id, file=existing.path.name)
-    if not existing.note.frontmatter_ok:
-        report["skipped"].append({"file": file, "reason": "its frontmatter is not valid YAML; "
-                                  "fix it in Obsidian (or delete the note and export again)"})
-        return None, base
     changes, update = {}, {}
     newer = _file_is_newer(existing.path, stored)
     for field in ("state", "rating"):

@@ -8,6 +8,7 @@ another process such as ``octet run`` holds the file, so a reader's action is ne
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace as with_changes
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -358,20 +359,23 @@ def inbox(db_path: Path, since: datetime | None, limit: int = 300) -> tuple[list
     """Untouched papers first seen after ``since`` (or, when none, the newest listing day);
     returns up to ``limit`` cards (newest first) and the total count."""
     with connect(db_path, read_only=True) as con:
-        where = ("p.first_seen > ?" if since else "FALSE")
-        total = con.execute(f"SELECT count(*) FROM papers p WHERE {where} AND p.arxiv_id NOT IN "
-                            "(SELECT arxiv_id FROM reading)", [since] if since else []).fetchone()[0]
+        where, params = ("p.first_seen > ?", [since]) if since else ("FALSE", [])
+        total = _inbox_count(con, where, params)
         if total == 0:
-            where = ("coalesce(p.listed_date, CAST(p.published AS DATE)) = (SELECT max(coalesce("
-                     "listed_date, CAST(published AS DATE))) FROM papers)")
-            since = None
-            total = con.execute(f"SELECT count(*) FROM papers p WHERE {where} AND p.arxiv_id "
-                                "NOT IN (SELECT arxiv_id FROM reading)").fetchone()[0]
-        rows = _rows(con.execute(
-            f"SELECT {_CARD} FROM papers p WHERE {where} AND p.arxiv_id NOT IN "
-            "(SELECT arxiv_id FROM reading) ORDER BY p.listed_date DESC NULLS LAST, "
-            "p.arxiv_id DESC LIMIT ?", ([since] if since else []) + [limit]))
+            where, params = ("p.listed_date = (SELECT max(listed_date) FROM papers)", [])
+            total = _inbox_count(con, where, params)
+        rows = _rows(con.execute(f"""
+            WITH top AS (SELECT p.arxiv_id, p.listed_date FROM papers p
+                         WHERE {where} AND p.arxiv_id NOT IN (SELECT arxiv_id FROM reading)
+                         ORDER BY p.listed_date DESC NULLS LAST, p.arxiv_id DESC LIMIT ?)
+            SELECT {_CARD} FROM top JOIN papers p USING (arxiv_id)
+            ORDER BY top.listed_date DESC NULLS LAST, p.arxiv_id DESC""", params + [limit]))
     return [_plain(row) for row in rows], total
+
+
+def _inbox_count(con, where: str, params: list) -> int:
+    return con.execute(f"SELECT count(*) FROM papers p WHERE {where} AND p.arxiv_id NOT IN "
+                       "(SELECT arxiv_id FROM reading)", params).fetchone()[0]
 
 
 # ---- papers for pages: cards, browse, search, similar ---------------------------
@@ -406,7 +410,7 @@ class BrowseFilter:
     """What the Browse page (or a caller) asks for; empty fields filter nothing."""
 
     text: str = ""
-    """Words that must all appear in the title or abstract (case-insensitive)."""
+    """Words that must all start a word of the title or abstract (case-insensitive)."""
 
     category: str = ""
     """An arXiv category the paper is listed in (``cs.CL``)."""
@@ -447,29 +451,66 @@ def _family_clause(family: str) -> str:
         WHERE list_contains(s.labels, ?) AND s.{family.lower()} >= ?)"""
 
 
+def _register_inputs(con, wanted: BrowseFilter) -> None:
+    """The tables a filter's clauses read: the id restriction and the keyword hits."""
+    if wanted.arxiv_ids is not None:
+        con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
+                                          schema=pa.schema([("arxiv_id", pa.string())])))
+    _register_text_hits(con, wanted.text)
+
+
 def browse(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
     """Papers matching the filter, newest first: up to ``limit`` cards and the total."""
     clauses, params = _browse_where(wanted)
     where = " AND ".join(clauses) or "TRUE"
     with connect(db_path, read_only=True) as con:
-        if wanted.arxiv_ids is not None:
-            con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
-                                              schema=pa.schema([("arxiv_id", pa.string())])))
-        base = (f"FROM papers p LEFT JOIN reading r USING (arxiv_id) WHERE {where}")
+        _register_inputs(con, wanted)
+        base = f"FROM papers p LEFT JOIN reading r USING (arxiv_id) WHERE {where}"
         total = con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
-        rows = _rows(con.execute(
-            f"SELECT {_CARD}, coalesce(r.state, 'inbox') AS state {base} "
-            "ORDER BY p.listed_date DESC NULLS LAST, p.arxiv_id DESC LIMIT ?",
+        # Order narrow rows first, then fetch the wide columns of the few kept: sorting
+        # 75k abstracts to keep 25 costs ~10x more.
+        rows = _rows(con.execute(f"""
+            WITH top AS (SELECT p.arxiv_id, p.listed_date, coalesce(r.state, 'inbox') AS state
+                         {base} ORDER BY p.listed_date DESC NULLS LAST, p.arxiv_id DESC
+                         LIMIT ?)
+            SELECT {_CARD}, top.state FROM top JOIN papers p USING (arxiv_id)
+            ORDER BY top.listed_date DESC NULLS LAST, p.arxiv_id DESC""",
             params + [wanted.limit]))
     return [_plain(row) for row in rows], total
 
 
+def search_words(text: str) -> list[str]:
+    """The words of a search, as the index stores them: lower-case letters and digits."""
+    return list(dict.fromkeys(re.findall(r"[a-z0-9]+", (text or "").lower())))
+
+
+def _register_text_hits(con, text: str) -> bool:
+    """Register ``text_hits``: papers whose title or abstract has a word starting with each
+    search word, from the word index plus a scan of papers not indexed yet. Returns False
+    when the text has no words (nothing registered)."""
+    words = search_words(text)
+    if not words:
+        return False
+    indexed = " INTERSECT ".join(
+        "SELECT arxiv_id FROM search_words WHERE word >= ? AND word < ?" for _ in words)
+    scanned = " AND ".join("contains(t, ?)" for _ in words)
+    # '{' sorts right after 'z', so [w, w + '{') is every word starting with w.
+    bounds = [bound for word in words for bound in (word, word + "{")]
+    hits = con.execute(indexed, bounds).fetchall()
+    hits += con.execute(f"""
+        WITH stale AS MATERIALIZED (
+            SELECT q.arxiv_id, lower(q.title || ' ' || q.abstract) AS t
+            FROM papers q ANTI JOIN search_indexed USING (arxiv_id))
+        SELECT arxiv_id FROM stale WHERE {scanned}""", words).fetchall()
+    con.register("text_hits", pa.table({"arxiv_id": [row[0] for row in hits]},
+                                       schema=pa.schema([("arxiv_id", pa.string())])))
+    return True
+
+
 def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:
     clauses, params = [], []
-    for word in wanted.text.split():
-        clauses.append("(p.title ILIKE ? OR p.abstract ILIKE ?)")
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [pattern, pattern]
+    if search_words(wanted.text):
+        clauses.append("p.arxiv_id IN (SELECT arxiv_id FROM text_hits)")
     if wanted.category:
         clauses.append("list_contains(p.categories, ?)")
         params.append(wanted.category)
@@ -488,8 +529,6 @@ def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:
     if wanted.family:
         clauses.append(_family_clause(wanted.family))
         params += [wanted.family, wanted.family, float(wanted.min_score)]
-    # ILIKE treats backslash as the escape character only when told so.
-    clauses = [c.replace("ILIKE ?", "ILIKE ? ESCAPE '\\'") for c in clauses]
     return clauses, params
 
 
@@ -539,11 +578,10 @@ def semantic_search(db_path: Path, vector: np.ndarray, wanted: BrowseFilter,
                     limit: int = 50) -> list[tuple[str, float]]:
     """``(id, cosine)`` of the papers nearest ``vector`` among those passing the filter's
     non-text conditions, best first; [] when no embeddings are stored."""
-    clauses, params = _browse_where(with_changes(wanted, text=""))
+    wanted = with_changes(wanted, text="")
+    clauses, params = _browse_where(wanted)
     with connect(db_path, read_only=True) as con:
-        if wanted.arxiv_ids is not None:
-            con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
-                                              schema=pa.schema([("arxiv_id", pa.string())])))
+        _register_inputs(con, wanted)
         where = " AND ".join(clauses) or "TRUE"
         return con.execute(f"""
             WITH e AS ({_CURRENT_VECTORS})
@@ -577,3 +615,76 @@ def embeddings_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, np.ndarray]:
                            "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)",
                            [ENCODER_NAME]).fetchall()
     return {arxiv_id: np.asarray(vector, dtype=np.float32) for arxiv_id, vector in rows}
+
+
+# ---- the keyword index ----------------------------------------------------------
+
+_TOKENIZE = """
+    SELECT DISTINCT word, arxiv_id FROM (
+        SELECT arxiv_id, unnest(regexp_split_to_array(lower(title || ' ' || abstract),
+                                                      '[^a-z0-9]+')) AS word
+        FROM papers WHERE arxiv_id IN (SELECT arxiv_id FROM batch))
+    WHERE word <> ''"""
+
+
+def refresh_search_index(db_path: Path, batch_size: int = 10_000) -> int:
+    """Index the words of papers that are new or changed since they were indexed, in short
+    transactions (so the app never waits long); re-sorts the index when appended rows
+    would slow lookups. Returns how many papers were indexed."""
+    with connect(db_path, read_only=True) as con:
+        stale = [row[0] for row in con.execute(
+            "SELECT p.arxiv_id FROM papers p LEFT JOIN search_indexed s USING (arxiv_id) "
+            "WHERE s.version IS DISTINCT FROM p.version ORDER BY p.arxiv_id").fetchall()]
+    for start in range(0, len(stale), batch_size):
+        with transaction(db_path) as con:
+            con.register("batch", pa.table({"arxiv_id": stale[start:start + batch_size]}))
+            con.execute("DELETE FROM search_words WHERE arxiv_id IN (SELECT arxiv_id FROM batch)")
+            con.execute(f"INSERT INTO search_words {_TOKENIZE} ORDER BY word")
+            con.execute("INSERT OR REPLACE INTO search_indexed SELECT arxiv_id, version "
+                        "FROM papers WHERE arxiv_id IN (SELECT arxiv_id FROM batch)")
+    if stale:
+        _resort_when_fragmented(db_path, len(stale))
+    return len(stale)
+
+
+def _resort_when_fragmented(db_path: Path, indexed_now: int) -> None:
+    """Rows appended since the last sort sit in row groups spanning a..z that every lookup
+    must read; once they are a fifth of the index, sort the whole table again."""
+    since_sort = int(get_reader_value(db_path, "search_unsorted_papers") or 0) + indexed_now
+    with connect(db_path, read_only=True) as con:
+        total = con.execute("SELECT count(*) FROM search_indexed").fetchone()[0]
+    if since_sort * 5 < total and since_sort != total:
+        set_reader_value(db_path, "search_unsorted_papers", str(since_sort))
+        return
+    with transaction(db_path) as con:
+        con.execute("CREATE OR REPLACE TABLE search_words AS "
+                    "SELECT * FROM search_words ORDER BY word")
+        con.execute("INSERT INTO reader_state (key, value) VALUES ('search_unsorted_papers', '0') "
+                    "ON CONFLICT (key) DO UPDATE SET value = '0', updated_at = now()")
+
+
+def embeddings_stamp(db_path: Path) -> tuple:
+    """Changes whenever stored embeddings change: lets a process cache the matrix."""
+    with connect(db_path, read_only=True) as con:
+        return tuple(con.execute("SELECT count(*), max(created_at) FROM embeddings").fetchone())
+
+
+def all_embeddings(db_path: Path) -> tuple[list[str], np.ndarray]:
+    """Every current embedding: ``(ids, matrix (n, 384))`` (for an in-memory search)."""
+    from storage.families import embeddings_for
+
+    return embeddings_for(db_path)
+
+
+def passing_filter(db_path: Path, arxiv_ids: list[str], wanted: BrowseFilter) -> set[str]:
+    """The ids among ``arxiv_ids`` that pass the filter (text included)."""
+    if not arxiv_ids:
+        return set()
+    clauses, params = _browse_where(wanted)
+    where = " AND ".join(["p.arxiv_id IN (SELECT arxiv_id FROM candidates)", *clauses])
+    with connect(db_path, read_only=True) as con:
+        _register_inputs(con, wanted)
+        con.register("candidates", pa.table({"arxiv_id": list(arxiv_ids)}))
+        rows = con.execute(f"SELECT p.arxiv_id FROM papers p LEFT JOIN reading r "
+                           f"USING (arxiv_id) WHERE {where}", params).fetchall()
+    return {row[0] for row in rows}

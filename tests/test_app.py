@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline import queue
 from storage import reading
 from storage.db import connect
-from tests.test_reading_helpers import store_embeddings, store_real_papers
+from tests.test_reading_helpers import store_embeddings, store_families, store_real_papers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ("ui/this_week.py", "ui/inbox.py", "ui/reading_queue.py", "ui/browse.py",
@@ -192,3 +192,28 @@ def test_app_command_refuses_a_bad_port(settings, capsys):
 
     assert main(["app", "--port", "70000"]) == 2
     assert "1 to 65535" in capsys.readouterr().err
+
+
+def test_inbox_groups_by_family_and_corrects_labels(settings, filled):
+    store_families(settings.db_path, {filled[-1].arxiv_id: ["VLM"], filled[-2].arxiv_id: ["VLM", "MoE"],
+                                      filled[-3].arxiv_id: []})
+    reading.set_pick(settings.db_path, queue.current_week(), filled[0].arxiv_id, "reader")
+    app = _open("ui/inbox.py")
+    options = app.segmented_control(key="inbox_family").options
+    assert options[:2] == ["MoE (1)", "VLM (2)"]
+    assert "no family (1)" in options and any(o.startswith("not classified yet") for o in options)
+    app.segmented_control(key="inbox_family").set_value("VLM").run()
+    target = filled[-1].arxiv_id
+    app.multiselect(key=f"labels_{target}").set_value(["SAM", "VLM"])
+    app.button(key=f"save_labels_{target}").click().run()
+    assert not app.exception
+    assert reading.families_of(settings.db_path, [target])[target]["labels"] == ["SAM", "VLM"]
+    assert f"Labels of {target} saved: SAM, VLM." in _text(app)
+
+
+def test_browse_family_filter(settings, filled):
+    store_families(settings.db_path, {filled[0].arxiv_id: ["SLM"]})
+    app = _open("ui/browse.py")
+    app.selectbox(key="browse_family").set_value("SLM").run()
+    shown = [b.key.removeprefix("bq_") for b in app.button if (b.key or "").startswith("bq_")]
+    assert shown == [filled[0].arxiv_id]

@@ -51,7 +51,7 @@ def library(settings):
 
 
 def note_path(vault: Path, arxiv_id: str) -> Path:
-    owned, _ = export.scan_papers(vault / "Octet" / "Papers")
+    owned, _, _ = export.scan_papers(vault / "Octet" / "Papers")
     return owned[arxiv_id].path
 
 
@@ -344,6 +344,8 @@ def test_import_skips_bad_values_and_unknown_papers(settings, library, tmp_path)
     reasons = " | ".join(item["reason"] for item in report["skipped"])
     assert "'finished'" in reasons and "rating 9" in reasons
     assert "2101.99999 is not in the database" in reasons
+    assert "not valid YAML" in reasons
+    assert any(item["file"] == str(broken) for item in report["skipped"])
     assert report["changed"] == []
     assert store.reading_rows(settings.db_path, [library[2].arxiv_id])[
         library[2].arxiv_id]["state"] == "queued"
@@ -368,14 +370,13 @@ def test_cli_export_and_import(settings, library, tmp_path, capsys):
     assert main(["export", "obsidian", "--vault", str(vault), "--all", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["notes"] == 6
     edit(note_path(vault, library[5].arxiv_id), state="queued")
-
-    class Args:
-        pass
-    args = Args()
-    args.vault, args.json = vault, False
-    from pipeline.commands.notes import run_import_obsidian
-    assert run_import_obsidian(args, settings) == 0
-    assert f"{library[5].arxiv_id}: state inbox -> queued" in capsys.readouterr().out
+    assert main(["import", "obsidian", "--vault", str(vault)]) == 0
+    out = capsys.readouterr().out
+    assert f"{library[5].arxiv_id}: state inbox -> queued" in out and "1 changed" in out
+    assert main(["import", "obsidian"]) == 2
+    assert "--vault DIR" in capsys.readouterr().err
+    assert main(["import", "obsidian", "--vault", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_input(settings, tmp_path, capsys):

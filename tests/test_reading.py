@@ -15,7 +15,7 @@ from pipeline import queue
 from pipeline.cli import main
 from storage import reading
 from storage.db import connect
-from tests.test_reading_helpers import store_embeddings, store_real_papers
+from tests.test_reading_helpers import store_embeddings, store_families, store_real_papers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -278,3 +278,56 @@ def test_proposal_leans_toward_papers_like_the_ones_rated_well(settings, papers,
     proposal = queue.propose_for(settings)
     assert proposal.arxiv_id == nearest
     assert "close to papers you rated well" in proposal.reason
+
+
+def test_keyword_index_matches_the_scan_and_follows_new_versions(settings, papers):
+    db = settings.db_path
+    queries = ["segmentation", "Vision-Language", "diffusion model", "3D", "LLM agents", "zzzq"]
+    scanned = {q: reading.browse(db, reading.BrowseFilter(text=q, limit=100)) for q in queries}
+    assert reading.refresh_search_index(db) == len(papers)
+    assert reading.refresh_search_index(db) == 0  # nothing new: nothing to do
+    for query in queries:
+        hits, total = reading.browse(db, reading.BrowseFilter(text=query, limit=100))
+        assert total == scanned[query][1]
+        assert {h["arxiv_id"] for h in hits} == {h["arxiv_id"] for h in scanned[query][0]}
+    # Every word must start a word: "segment" finds "segmentation" too.
+    assert reading.browse(db, reading.BrowseFilter(text="segment"))[1] >= scanned["segmentation"][1] > 0
+    # A new version with a new title is found under its new words once re-indexed, and
+    # before that by the scan of papers not indexed yet.
+    from storage.papers import upsert_papers
+
+    upsert_papers(db, [papers[0].with_changes(version=2, title="Quokkabench: a new title")])
+    upsert_papers(db, [papers[1].with_changes(arxiv_id="2699.00001", title="Quokkanet")])
+    assert reading.browse(db, reading.BrowseFilter(text="quokka"))[1] == 1  # the scan
+    assert reading.refresh_search_index(db) == 2
+    found = reading.browse(db, reading.BrowseFilter(text="quokka"))[0]
+    assert {h["arxiv_id"] for h in found} == {papers[0].arxiv_id, "2699.00001"}
+
+
+def test_family_filter_uses_model_labels_scores_and_reader_corrections(settings, papers):
+    db = settings.db_path
+    a, b, c = (p.arxiv_id for p in papers[:3])
+    store_families(db, {a: ["VLM"], b: ["VLM", "MoE"]}, score=0.9)
+    store_families(db, {c: ["VLM"]}, score=0.55)
+    ids = lambda **kw: {h["arxiv_id"] for h in reading.browse(db, reading.BrowseFilter(**kw))[0]}
+    assert ids(family="VLM") == {a, b, c}
+    assert ids(family="VLM", min_score=0.6) == {a, b}
+    assert ids(family="MoE") == {b}
+    reading.set_labels(db, a, ["SAM"])  # the reader's labels win over the model's
+    assert ids(family="VLM") == {b, c}
+    assert ids(family="SAM", min_score=0.99) == {a}
+    assert reading.families_of(db, [a])[a]["labels"] == ["SAM"]
+    with pytest.raises(ValueError, match="not a family"):
+        reading.browse(db, reading.BrowseFilter(family="GPT"))
+
+
+def test_neglected_family_drives_the_proposal_from_stored_labels(settings, papers):
+    db = settings.db_path
+    read, llm, sam = papers[0].arxiv_id, papers[1].arxiv_id, papers[2].arxiv_id
+    store_families(db, {read: ["SAM"], llm: ["LLM"], sam: ["SAM"]})
+    reading.mark_read(db, read, "2026-W40", 4)
+    reading.queue_add(db, [sam, llm])
+    proposal = queue.propose_for(settings)
+    # LLM was never read, SAM was: the LLM paper wins although the SAM one is first in line.
+    assert proposal.arxiv_id == llm
+    assert "LLM is the family you have neglected longest" in proposal.reason

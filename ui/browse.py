@@ -5,7 +5,7 @@ import streamlit as st
 
 from pipeline.queue import FAMILY_CODES
 from storage import reading
-from ui import common
+from ui import common, search
 
 PAGE_SIZE = 25
 
@@ -20,8 +20,12 @@ def _categories(db_path: str) -> list[str]:
 
 @st.cache_resource(show_spinner="Loading the search encoder…")
 def _encoder_ready() -> bool:
+    import torch
+
     from pipeline.embed import embed_texts
 
+    # One short query needs one thread; idle OpenMP workers would spin and slow DuckDB.
+    torch.set_num_threads(1)
     embed_texts(["warm up"])
     return True
 
@@ -46,22 +50,18 @@ with st.container(border=True):
                                 key="browse_category")
     dates = row[1].date_input("Listed between", value=[], key="browse_dates")
     states = row[2].multiselect("State", reading.STATES, key="browse_states")
-    min_score = row[3].slider("Min family score", 0.0, 1.0, 0.5, 0.05, key="browse_score",
-                              disabled=family == "any")
+    min_score = row[3].slider("Min family score", 0.0, 1.0, 0.0, 0.05, key="browse_score",
+                              disabled=family == "any",
+                              help="Lowest model score for the family; your own labels always count")
 
-restrict = None
-if family != "any":
-    restrict = reading.ids_in_family(config.db_path, family, min_score)
-    if restrict is None:
-        st.caption("Families are not classified yet; the family filter is ignored.")
 wanted = reading.BrowseFilter(
     text=text, category="" if category == "any" else category,
     date_from=dates[0] if len(dates) > 0 else None, date_to=dates[1] if len(dates) > 1 else None,
-    states=tuple(states), arxiv_ids=tuple(restrict) if restrict is not None else None,
+    states=tuple(states), family="" if family == "any" else family, min_score=min_score,
     limit=PAGE_SIZE)
 cards, total = reading.browse(config.db_path, wanted)
 if text.strip() and mode.startswith("keyword +"):
-    nearest = reading.semantic_search(config.db_path, _query_vector(text), wanted, PAGE_SIZE)
+    nearest = search.nearest(config.db_path, _query_vector(text), wanted, PAGE_SIZE)
     have = {card["arxiv_id"] for card in cards}
     extra = reading.cards(config.db_path, [i for i, _ in nearest if i not in have])
     # Keyword hits first (they contain every word), then the semantic neighbours.
@@ -89,7 +89,7 @@ similar_to = st.session_state.get("similar_to")
 if similar_to:
     with st.sidebar:
         st.subheader(f"Similar to {similar_to}")
-        nearest = reading.similar_papers(config.db_path, similar_to, 10)
+        nearest = search.similar(config.db_path, similar_to, 10)
         found = reading.cards(config.db_path, [i for i, _ in nearest])
         for other, score in nearest:
             if other in found:

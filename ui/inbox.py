@@ -37,19 +37,16 @@ shown = groups.get(choice or order[0], [])
 
 def _labels_editor(card: dict, labels) -> None:
     with st.popover("Labels", icon=":material/label:"):
-        picked = st.multiselect("Families", FAMILY_CODES, default=labels or [],
-                                key=f"labels_{card['arxiv_id']}")
-        add = [code for code in picked if code not in (labels or [])]
-        remove = [code for code in (labels or []) if code not in picked]
-        st.button("Save labels", key=f"save_labels_{card['arxiv_id']}", on_click=common.act,
-                  args=(lambda: _save_labels(card["arxiv_id"], add, remove),
-                        f"Labels of {card['arxiv_id']} saved."))
+        st.multiselect("Families", FAMILY_CODES, default=labels or [],
+                       key=f"labels_{card['arxiv_id']}")
+        st.button("Save labels", key=f"save_labels_{card['arxiv_id']}", on_click=_save_labels,
+                  args=(card["arxiv_id"],))
 
 
-def _save_labels(arxiv_id: str, add: list[str], remove: list[str]) -> None:
-    if not reading.set_labels(config.db_path, arxiv_id, add, remove):
-        raise RuntimeError("family labels cannot be corrected until the families stage is "
-                           "installed; run `octet run` with classification enabled")
+def _save_labels(arxiv_id: str) -> None:
+    picked = st.session_state.get(f"labels_{arxiv_id}") or []
+    common.act(lambda: reading.set_labels(config.db_path, arxiv_id, picked),
+               f"Labels of {arxiv_id} saved: {', '.join(picked) or 'no family'}.")
 
 
 for card in shown[:PER_GROUP]:

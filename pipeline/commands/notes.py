@@ -107,6 +107,8 @@ def obsidian_summary(report: dict) -> list[str]:
     lines += [f"  renamed: {move['from']} -> {move['to']}" for move in report["renamed"]]
     lines += [f"  no '## My notes' heading; previous note kept as {path}"
               for path in report["backups"]]
+    lines += [f"  left alone, its frontmatter is not valid YAML: {path}"
+              for path in report["unreadable"]]
     if report["pending_edits"]:
         lines.append(f"{len(report['pending_edits'])} notes hold edits made in Obsidian that "
                      "are not imported yet (kept as they are); run `octet import obsidian "
@@ -116,8 +118,10 @@ def obsidian_summary(report: dict) -> list[str]:
 
 def run_import_obsidian(args, settings) -> int:
     """`octet import obsidian --vault DIR`: state, rating and My notes back into Octet."""
+    if not getattr(args, "vault", None):
+        raise UsageError("name the vault: octet import obsidian --vault DIR")
     try:
-        report = export.import_obsidian(settings, args.vault)
+        report = export.import_obsidian(settings, Path(args.vault))
     except export.ExportError as error:
         raise UsageError(str(error)) from None
     if getattr(args, "json", False):

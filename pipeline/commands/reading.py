@@ -167,6 +167,20 @@ def app_environment(settings, or_demo: bool) -> dict:
     return environment
 
 
+def _refresh_search(db_path: Path) -> None:
+    """Index new papers for keyword search before the app opens (search still works
+    without it, by a slower scan, so a busy database is not a reason to stop)."""
+    from storage import reading
+    from storage.db import DatabaseBusy
+
+    try:
+        indexed = reading.refresh_search_index(db_path)
+    except DatabaseBusy:
+        return
+    if indexed:
+        print(f"Indexed {indexed:,} papers for keyword search.", flush=True)
+
+
 def app_command(args, settings) -> int:
     from pipeline.cli import UsageError
 
@@ -176,8 +190,10 @@ def app_command(args, settings) -> int:
                "--server.address", args.host, "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    environment = app_environment(settings, args.or_demo)
+    _refresh_search(Path(environment["OCTET_DB"]))
     print(f"Octet app: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     try:
-        return subprocess.call(command, env=app_environment(settings, args.or_demo))
+        return subprocess.call(command, env=environment)
     except KeyboardInterrupt:
         return 0

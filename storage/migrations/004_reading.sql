@@ -32,3 +32,17 @@ CREATE TABLE reader_state (
     value       VARCHAR NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- Keyword search: every distinct word (lower-case letters and digits) of each paper's title
+-- and abstract, kept sorted by word so a prefix lookup reads a few row groups.
+-- Papers not indexed yet (see search_indexed) are searched by a scan instead.
+CREATE TABLE search_words (
+    word      VARCHAR NOT NULL,
+    arxiv_id  VARCHAR NOT NULL
+);
+
+-- Which version of each paper search_words holds.
+CREATE TABLE search_indexed (
+    arxiv_id  VARCHAR PRIMARY KEY,
+    version   INTEGER NOT NULL
+);

@@ -1,0 +1,150 @@
+"""Speed and quality of the family classifier.
+
+Speed: N real papers (title + abstract) from ../shared/data, each variant timed 3 times
+(median). Baseline in the same run: the raw encoder (``embed_texts``) on the same texts,
+at the 128 word pieces Octet uses and at the library default of 256. Rows: classifying
+from text (encoder + cue features + heads), the heads alone on stored embeddings, and the
+``octet run`` stage on a real DuckDB file (read, encode, classify, write).
+
+Quality: ``octet eval`` on the shipped dev set (135 papers, 5-fold cross-validation, each
+paper scored by a head not trained on it; shipped rule-labeled papers added to every
+training fold), for two fold shuffles.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RUNS = 3
+PAPERS = 128
+
+
+def _median(call, before=None) -> float:
+    times = []
+    for _ in range(RUNS):
+        if before:
+            before()
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _papers():
+    from pipeline.paper import Paper, clean_text
+    from tests.conftest import real_listings
+
+    return [Paper(arxiv_id=row["id"].split("v")[0], version=1, title=clean_text(row["title"]),
+                  abstract=clean_text(row["abstract"]), categories=tuple(row["categories"]),
+                  primary_category=row["categories"][0])
+            for row in real_listings(limit=PAPERS, day="2025-06-03")]
+
+
+def _raw_encoder(texts, tokens: int) -> float:
+    from pipeline.embed import embed_texts, encoder, pick_device
+
+    model = encoder(pick_device())
+    model.max_seq_length = tokens
+    try:
+        return _median(lambda: embed_texts(texts))
+    finally:
+        from pipeline.embed import MAX_TOKENS
+        model.max_seq_length = MAX_TOKENS
+
+
+def _stage_seconds(papers) -> float:
+    from pipeline import classify
+    from pipeline.config import load_settings
+    from storage.papers import upsert_papers
+
+    with tempfile.TemporaryDirectory() as folder:
+        counter = iter(range(RUNS))
+
+        def fresh_database():
+            os.environ["OCTET_HOME"] = f"{folder}/home{next(counter)}"
+            upsert_papers(load_settings().db_path, papers)
+
+        return _median(lambda: classify.run_stage(load_settings(), {}), before=fresh_database)
+
+
+def speed_section() -> str:
+    from bench.common import table
+    from pipeline import classify
+    from pipeline.embed import embed_texts, paper_text, pick_device
+
+    papers = _papers()
+    ids, titles = [p.arxiv_id for p in papers], [p.title for p in papers]
+    abstracts = [p.abstract for p in papers]
+    texts = [paper_text(t, a) for t, a in zip(titles, abstracts)]
+    head = classify.current_head()
+    embed_texts(texts[:8])  # load the model outside the timings
+    raw128 = _raw_encoder(texts, 128)
+    raw256 = _raw_encoder(texts, 256)
+    vectors = embed_texts(texts)
+    rows = [("raw encoder, 256 word pieces (library default)", raw256),
+            ("raw encoder, 128 word pieces (baseline: what Octet runs)", raw128),
+            ("classify_texts: encoder + cues + heads (`octet classify`)",
+             _median(lambda: classify.classify_texts(ids, titles, abstracts, head))),
+            ("heads only, on stored embeddings",
+             _median(lambda: classify.classify_embedded(head, ids, titles, abstracts, vectors))),
+            ("`octet run` classify stage on DuckDB (read, encode, classify, write)",
+             _stage_seconds(papers))]
+    body = table(["what", "papers", "median s", "papers/s", "time vs baseline"],
+                 [[name, len(papers), f"{seconds:.3f}", f"{len(papers) / seconds:.1f}",
+                   f"{seconds / raw128:.2f}×"] for name, seconds in rows])
+    return (f"Device: {pick_device()}; torch threads: {_threads()}; median of {RUNS} runs; "
+            f"{len(papers)} real papers of one daily listing.\n\n" + body)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def quality_section() -> str:
+    from bench.common import table
+    from pipeline import classify
+
+    labeled = classify.shipped_labeled("dev")
+    rows = []
+    for seed in (0, 1):
+        started = time.perf_counter()
+        metrics = classify.cross_validate_labeled(labeled, folds=5, seed=seed)
+        rows.append([f"`octet eval --folds 5 --seed {seed}`", metrics["papers"],
+                     f"{metrics['macro_f1']:.3f}", f"{metrics['exact_set_accuracy']:.3f}",
+                     f"{metrics['none_accuracy']:.3f}", f"{time.perf_counter() - started:.0f}"])
+    per_family = table(["family", "precision", "recall", "F1", "support"],
+                       [[code, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                         m["support"]] for code, m in metrics["families"].items()])
+    worst = ", ".join(f"{c['pair']} ×{c['count']}" for c in metrics["confusions"][:6])
+    return (table(["command", "dev papers", "macro-F1", "exact-set acc.", "none acc.",
+                   "seconds"], rows)
+            + f"\nPer family (seed 1):\n\n{per_family}\nWorst confusions (seed 1): {worst}\n"
+            "\nIssue 3's baselines on the held-out set: keyword rules 0.82 / 0.52, MiniLM + "
+            "logistic regression 0.80 / 0.61 (macro-F1 / exact-set accuracy).\n")
+
+
+def main() -> str:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    saved = os.environ.get("OCTET_HOME")
+    try:
+        speed = speed_section()
+    finally:
+        if saved is None:
+            os.environ.pop("OCTET_HOME", None)
+        else:
+            os.environ["OCTET_HOME"] = saved
+    return ("## Family classifier (issue 3)\n\n### Speed\n\n" + speed
+            + "\n### Quality: 5-fold cross-validation on the dev set\n\n" + quality_section())
+
+
+if __name__ == "__main__":
+    print(main())
