@@ -55,7 +55,8 @@ def _history(db_path: Path, ids: list[str]) -> None:
 
     reading.queue_add(db_path, ids[:20])
     for number, arxiv_id in enumerate(ids[20:32], start=1):
-        reading.mark_read(db_path, arxiv_id, f"2026-W{number:02d}", 1 + number % 5, f"notes {number}")
+        reading.mark_read(db_path, arxiv_id, f"2026-W{number:02d}", 1 + number % 5,
+                          f"notes {number}")
     reading.dismiss(db_path, ids[32:60])
     for _ in range(30):
         run_id = start_run(db_path, "run", ("cs.CL",))
@@ -139,8 +140,8 @@ def _query_rows(db_path: Path) -> list[tuple[str, float]]:
         "keyword + category + state": lambda: reading.browse(
             db_path, reading.BrowseFilter(text="speech", category="cs.SD", states=("inbox",))),
         "encode the query (MiniLM, warm)": lambda: embed_texts(["mixture of experts routing"]),
-        "semantic search (SQL cosine over 74,602 vectors, fresh connection)": lambda: reading.semantic_search(
-            db_path, vector, reading.BrowseFilter(), 25),
+        "semantic search (SQL cosine over 74,602 vectors, fresh connection)":
+            lambda: reading.semantic_search(db_path, vector, reading.BrowseFilter(), 25),
         "similar papers (SQL, fresh connection)": lambda: reading.similar_papers(
             db_path, some_id, 10),
         "semantic search in the app (in-memory matrix + SQL filter)": lambda: search.nearest(

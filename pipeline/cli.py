@@ -103,4 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m`, this file runs as __main__ *and* is imported as pipeline.cli by the
+    # commands; use the imported one so its exception classes are the ones caught.
+    from pipeline.cli import main as entry
+    sys.exit(entry())

@@ -47,7 +47,7 @@ class Settings:
     api_batch_size: int = 100
     """Ids per API request when hydrating papers announced by RSS."""
 
-    stages: tuple[str, ...] = ("classify", "summarize")
+    stages: tuple[str, ...] = ("classify", "summarize", "reading")
     """Stages ``octet run`` runs after storing (``OCTET_STAGES``; ``none`` for fetch-only)."""
 
     timezone: str = ""
@@ -125,7 +125,7 @@ def _convert(name: str, value, source: str):
                           f"fix or remove it") from None
 
 
-KNOWN_STAGES = ("classify", "summarize")
+KNOWN_STAGES = ("classify", "summarize", "reading")
 
 
 def _stages(names: tuple[str, ...]) -> tuple[str, ...]:

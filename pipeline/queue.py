@@ -139,7 +139,8 @@ def neglect_order(read_labels: list[tuple[str, tuple[str, ...]]]) -> list[str]:
         for label in labels:
             if label in FAMILY_CODES and week > last_read.get(label, ""):
                 last_read[label] = week
-    return sorted(FAMILY_CODES, key=lambda code: (last_read.get(code, ""), FAMILY_CODES.index(code)))
+    return sorted(FAMILY_CODES,
+                  key=lambda code: (last_read.get(code, ""), FAMILY_CODES.index(code)))
 
 
 def _taste(candidate: Candidate, liked: np.ndarray | None, disliked: np.ndarray | None) -> float:
@@ -240,3 +241,15 @@ def ensure_pick(settings: Settings, now: datetime | None = None) -> dict | None:
                      list(proposal.runners_up), replace=False)
     log.info("proposed %s for %s", proposal.arxiv_id, week)
     return reading.get_pick(settings.db_path, week)
+
+
+def run_stage(settings: Settings, report: dict) -> dict:
+    """The reading stage of ``octet run`` (after classify and summarize): index the new
+    papers for keyword search, and propose this week's pick if the week has none, so the
+    app opens on it at once."""
+    from storage import reading
+
+    indexed = reading.refresh_search_index(settings.db_path)
+    pick = ensure_pick(settings)
+    return {"indexed": indexed, "week": current_week(settings.timezone),
+            "pick": pick["arxiv_id"] if pick else None}

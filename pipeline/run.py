@@ -27,7 +27,8 @@ from storage import papers as store
 log = logging.getLogger(__name__)
 
 # Post-fetch stages, in order; each module exposes ``run_stage``.
-STAGES = (("classify", "pipeline.classify"), ("summarize", "pipeline.summarize"))
+STAGES = (("classify", "pipeline.classify"), ("summarize", "pipeline.summarize"),
+          ("reading", "pipeline.queue"))
 
 
 def run_stages(settings: Settings, report: dict) -> None:

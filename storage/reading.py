@@ -26,8 +26,6 @@ STATES = ("inbox", "queued", "pick", "read", "skipped", "dismissed")
 # The columns a paper card needs; kept small so pages stay fast at 75k papers.
 _CARD = ("p.arxiv_id, p.version, p.title, p.authors, p.abstract, p.categories, "
          "p.primary_category, p.published, p.listed_date, p.abs_url, p.pdf_url")
-_CARD_NAMES = ("arxiv_id", "version", "title", "authors", "abstract", "categories",
-               "primary_category", "published", "listed_date", "abs_url", "pdf_url")
 
 
 class NotStored(LookupError):
@@ -96,12 +94,6 @@ def dismiss(db_path: Path, arxiv_ids: list[str]) -> int:
     return len(arxiv_ids)
 
 
-def restore_to_inbox(db_path: Path, arxiv_id: str) -> None:
-    """Forget a dismissal (or any state that is not read): the paper is new again."""
-    with transaction(db_path) as con:
-        con.execute("DELETE FROM reading WHERE arxiv_id = ? AND state <> 'read'", [arxiv_id])
-
-
 # ---- the queue --------------------------------------------------------------
 
 def queue_add(db_path: Path, arxiv_ids: list[str]) -> dict[str, str]:
@@ -162,7 +154,8 @@ def queue_move(db_path: Path, arxiv_id: str, where: str) -> bool:
         order.insert(target, order.pop(index))
         # Renumbering the whole (short) queue keeps positions dense and ties impossible.
         con.register("renumbered", pa.table({"arxiv_id": order,
-                                             "position": [float(i + 1) for i in range(len(order))]}))
+                                             "position": [float(i + 1)
+                                                          for i in range(len(order))]}))
         con.execute("UPDATE reading SET queue_position = n.position, updated_at = now() "
                     "FROM renumbered n WHERE reading.arxiv_id = n.arxiv_id")
     return True
@@ -190,7 +183,8 @@ def set_pick(db_path: Path, week: str, arxiv_id: str, chosen_by: str, reason: st
     whether this paper is now the pick."""
     with transaction(db_path) as con:
         _require_paper(con, arxiv_id)
-        previous = con.execute("SELECT arxiv_id FROM weekly_picks WHERE week = ?", [week]).fetchone()
+        previous = con.execute("SELECT arxiv_id FROM weekly_picks WHERE week = ?",
+                               [week]).fetchone()
         if previous and not replace:
             return previous[0] == arxiv_id
         if previous and previous[0] != arxiv_id:
@@ -493,18 +487,34 @@ def _register_text_hits(con, text: str) -> bool:
         return False
     indexed = " INTERSECT ".join(
         "SELECT arxiv_id FROM search_words WHERE word >= ? AND word < ?" for _ in words)
-    scanned = " AND ".join("contains(t, ?)" for _ in words)
     # '{' sorts right after 'z', so [w, w + '{') is every word starting with w.
     bounds = [bound for word in words for bound in (word, word + "{")]
     hits = con.execute(indexed, bounds).fetchall()
-    hits += con.execute(f"""
-        WITH stale AS MATERIALIZED (
-            SELECT q.arxiv_id, lower(q.title || ' ' || q.abstract) AS t
-            FROM papers q ANTI JOIN search_indexed USING (arxiv_id))
-        SELECT arxiv_id FROM stale WHERE {scanned}""", words).fetchall()
+    hits += _scan_unindexed(con, words)
     con.register("text_hits", pa.table({"arxiv_id": [row[0] for row in hits]},
                                        schema=pa.schema([("arxiv_id", pa.string())])))
     return True
+
+
+_SCAN_IN_PYTHON = 5000
+
+
+def _scan_unindexed(con, words: list[str]) -> list[tuple[str]]:
+    """Papers not in the word index yet whose text contains every word. A few (the usual
+    case between a run and its indexing) are matched here, because DuckDB would evaluate the
+    text filter on every paper before excluding the indexed ones; many (an index never
+    built) are scanned in SQL."""
+    stale = [row[0] for row in con.execute(
+        "SELECT arxiv_id FROM papers ANTI JOIN search_indexed USING (arxiv_id)").fetchall()]
+    if not stale:
+        return []
+    if len(stale) > _SCAN_IN_PYTHON:
+        scanned = " AND ".join("contains(lower(title || ' ' || abstract), ?)" for _ in words)
+        return con.execute(f"SELECT arxiv_id FROM papers WHERE {scanned}", words).fetchall()
+    con.register("stale", pa.table({"arxiv_id": stale}))
+    texts = con.execute("SELECT arxiv_id, lower(title || ' ' || abstract) FROM papers "
+                        "WHERE arxiv_id IN (SELECT arxiv_id FROM stale)").fetchall()
+    return [(arxiv_id,) for arxiv_id, text in texts if all(word in text for word in words)]
 
 
 def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:

@@ -69,6 +69,11 @@ def test_this_week_marks_the_pick_read_with_rating_and_notes(settings, filled):
     assert (stored["state"], stored["rating"], stored["notes"]) == ("read", 4, "Key idea: **entity** masks")
     assert "Marked read" in _text(app)
     assert "1 wk" in [m.value for m in app.metric][0]
+    app.text_area(key="edit_notes").input("Second thoughts.")
+    app.select_slider(key="edit_rating").set_value(5)
+    app.button(key="FormSubmitter:edit_notes_form-Save notes").click().run()
+    stored = reading.reading_of(settings.db_path, pick["arxiv_id"])
+    assert (stored["state"], stored["rating"], stored["notes"]) == ("read", 5, "Second thoughts.")
 
 
 def test_this_week_swap_and_skip(settings, filled):

@@ -99,3 +99,16 @@ def test_queue_order_decides_between_equals_and_no_candidates_means_no_proposal(
     assert proposal.arxiv_id == "first"
     assert proposal.reason.startswith("From your queue")
     assert queue.propose([], list(queue.FAMILY_CODES)) is None
+
+
+def test_run_stage_indexes_new_papers_and_proposes_the_week(settings):
+    from storage import reading
+    from tests.test_reading_helpers import store_real_papers
+
+    assert queue.run_stage(settings, {})["pick"] is None  # empty database: nothing to do
+    papers = store_real_papers(settings.db_path, 12)
+    result = queue.run_stage(settings, {})
+    assert result["indexed"] == 12
+    assert result["pick"] == reading.get_pick(settings.db_path, result["week"])["arxiv_id"]
+    assert queue.run_stage(settings, {}) == {**result, "indexed": 0}
+    assert reading.browse(settings.db_path, reading.BrowseFilter(text=papers[0].title))[1] >= 1

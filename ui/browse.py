@@ -52,7 +52,8 @@ with st.container(border=True):
     states = row[2].multiselect("State", reading.STATES, key="browse_states")
     min_score = row[3].slider("Min family score", 0.0, 1.0, 0.0, 0.05, key="browse_score",
                               disabled=family == "any",
-                              help="Lowest model score for the family; your own labels always count")
+                              help="Lowest model score for the family; "
+                                   "your own labels always count")
 
 wanted = reading.BrowseFilter(
     text=text, category="" if category == "any" else category,

@@ -79,7 +79,8 @@ def visit_since(config) -> datetime | None:
 
 def authors_line(authors, most: int = 6) -> str:
     authors = list(authors or [])
-    shown = ", ".join(authors[:most]) + (f" and {len(authors) - most} more" if len(authors) > most else "")
+    more = len(authors) - most
+    shown = ", ".join(authors[:most]) + (f" and {more} more" if more > 0 else "")
     return md_escape(shown)
 
 

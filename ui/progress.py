@@ -31,7 +31,8 @@ labelled = [(row["week"] or "", tuple(families.get(row["arxiv_id"], {}).get("lab
 
 st.subheader("The eight families over time")
 if families:
-    counts = pd.DataFrame(0, index=sorted({w for w, _ in labelled}), columns=list(queue.FAMILY_CODES))
+    counts = pd.DataFrame(0, index=sorted({w for w, _ in labelled}),
+                          columns=list(queue.FAMILY_CODES))
     for read_week, labels in labelled:
         for label in labels:
             if label in counts.columns:

@@ -37,7 +37,8 @@ st.dataframe(table, hide_index=True, width="stretch")
 
 for run in runs[:10]:
     if run.get("errors") or run.get("skipped_reasons"):
-        with st.expander(f"Run {run['run_id']} · {(run.get('started_at') or '')[:16]} — details"):
+        started = (run.get("started_at") or "")[:16]
+        with st.expander(f"Run {run['run_id']} · {started} — details"):
             for error in run.get("errors") or []:
                 st.markdown(f"- {common.md_escape(str(error))}")
             for reason, count in (run.get("skipped_reasons") or {}).items():

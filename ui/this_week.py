@@ -56,12 +56,26 @@ def _swap(other: str) -> None:
                f"Swapped: {other} is this week's pick.")
 
 
+def _save_notes() -> None:
+    common.act(lambda: reading.save_notes(config.db_path, arxiv_id,
+                                          st.session_state.get("edit_notes") or "",
+                                          st.session_state.get("edit_rating")),
+               f"Notes of {arxiv_id} saved.")
+
+
 if pick["status"] == "read":
     stars = "★" * (pick["rating"] or 0)
     st.success(f"Read on {pick['read_on']} {stars}. Well done — one paper this week.")
     if pick["notes"]:
         st.markdown("**Your notes**")
         st.markdown(pick["notes"])
+    with st.expander("Edit notes and rating"):
+        with st.form("edit_notes_form"):
+            st.select_slider("Rating", options=[1, 2, 3, 4, 5], value=pick["rating"] or 3,
+                             key="edit_rating")
+            st.text_area("Notes (Markdown)", value=pick["notes"] or "", key="edit_notes",
+                         height=140)
+            st.form_submit_button("Save notes", on_click=_save_notes)
     st.stop()
 
 if pick["status"] == "skipped":

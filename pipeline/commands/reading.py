@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     pick.add_argument("--timezone", help="IANA time zone for the week (env OCTET_TIMEZONE)")
     pick.set_defaults(handler=pick_command)
 
-    done = subparsers.add_parser("done", help="mark a paper read (this week's pick by default)")
+    done = subparsers.add_parser("done",
+                                 help="mark a paper read this week, with a rating and notes")
     done.add_argument("arxiv_id", metavar="ARXIV_ID")
     done.add_argument("--rating", type=int, help="1 (poor) to 5 (excellent)")
     done.add_argument("--note", help="your notes (Markdown)")
