@@ -10,8 +10,8 @@ floor cost of one storage call (open, count, close).
 """
 from __future__ import annotations
 
+from bench.common import median_seconds
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,13 +26,6 @@ PAGES = (("This week", "ui/this_week.py"), ("Inbox", "ui/inbox.py"),
          ("Progress", "ui/progress.py"), ("Runs", "ui/runs.py"))
 
 
-def _median_seconds(call, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _load(db_path: Path) -> tuple[int, float]:
@@ -97,7 +90,7 @@ def _page_time(page: str) -> float:
     app.switch_page(page)
     app.run()  # first visit: proposes the pick, records the visit, fills caches
     assert not app.exception, [e.value for e in app.exception]
-    return _median_seconds(app.run)
+    return median_seconds(app.run)
 
 
 def _search_time() -> float:
@@ -110,7 +103,7 @@ def _search_time() -> float:
     words = iter(["mixture of experts routing", "speech tokenizer", "open vocabulary detection",
                   "masked diffusion language model"])
     app.text_input(key="browse_text").input("segment anything").run()  # loads the encoder
-    return _median_seconds(lambda: app.text_input(key="browse_text").input(next(words)).run())
+    return median_seconds(lambda: app.text_input(key="browse_text").input(next(words)).run())
 
 
 def _query_rows(db_path: Path) -> list[tuple[str, float]]:
@@ -151,7 +144,7 @@ def _query_rows(db_path: Path) -> list[tuple[str, float]]:
         "inbox (newest listing day)": lambda: reading.inbox(db_path, None),
         "pick candidates (queue, else recent)": lambda: reading.pick_candidates(db_path),
     }
-    return [(name, _median_seconds(call, 5)) for name, call in queries.items()]
+    return [(name, median_seconds(call, 5)) for name, call in queries.items()]
 
 
 def main() -> str:
@@ -167,7 +160,7 @@ def main() -> str:
 
     ids = [card["arxiv_id"] for card in reading.browse(db_path, reading.BrowseFilter(limit=60))[0]]
     _history(db_path, ids)
-    scan = _median_seconds(lambda: reading.browse(
+    scan = median_seconds(lambda: reading.browse(
         db_path, reading.BrowseFilter(text="mixture of experts")), 5)
     started = time.perf_counter()
     reading.refresh_search_index(db_path)

@@ -8,9 +8,9 @@ files of the same total size straight to disk (the floor of an Obsidian export).
 """
 from __future__ import annotations
 
+from bench.common import median_seconds
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -24,15 +24,6 @@ RUNS = 3
 SIZES = (200, 1000)
 
 
-def _median(call, runs: int = RUNS, before=None) -> float:
-    times = []
-    for _ in range(runs):
-        if before:
-            before()
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _setup(home: Path, size: int):
@@ -66,8 +57,8 @@ def _rows(size: int, work: Path) -> list[tuple[str, float, float]]:
     settings, ids = _setup(work / f"home-{size}", size)
     vault = work / f"vault-{size}"
     fresh = lambda: shutil.rmtree(vault, ignore_errors=True)  # noqa: E731
-    floor_load = _median(lambda: load_papers(settings.db_path, ids))
-    first = _median(lambda: export.export_obsidian(settings, vault), before=fresh)
+    floor_load = median_seconds(lambda: load_papers(settings.db_path, ids))
+    first = median_seconds(lambda: export.export_obsidian(settings, vault), before=fresh)
     notes = list((vault / "Octet" / "Papers").glob("*.md"))
     texts = [path.read_text(encoding="utf-8") for path in notes]
     plain = work / f"plain-{size}"
@@ -77,11 +68,11 @@ def _rows(size: int, work: Path) -> list[tuple[str, float, float]]:
         plain.mkdir()
         for number, text in enumerate(texts):
             (plain / f"{number}.md").write_text(text, encoding="utf-8")
-    floor_write = _median(write_plain)
-    again = _median(lambda: export.export_obsidian(settings, vault))
-    imported = _median(lambda: export.import_obsidian(settings, vault))
-    bib = _median(lambda: export.bibtex(settings))
-    listing = _median(lambda: export.reading_list(export.select_entries(settings), "json"))
+    floor_write = median_seconds(write_plain)
+    again = median_seconds(lambda: export.export_obsidian(settings, vault))
+    imported = median_seconds(lambda: export.import_obsidian(settings, vault))
+    bib = median_seconds(lambda: export.bibtex(settings))
+    listing = median_seconds(lambda: export.reading_list(export.select_entries(settings), "json"))
     return [("`export obsidian` (new vault)", first, floor_write),
             ("`export obsidian` (again, nothing changed)", again, floor_write),
             ("`import obsidian` (nothing changed)", imported, floor_write),

@@ -6,12 +6,12 @@ tokens per run, three runs per row, the median reported.
 """
 from __future__ import annotations
 
+from bench.common import median_seconds
 import itertools
 import json
 import lzma
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -36,13 +36,6 @@ def qwen2_half_b_config():
         tie_word_embeddings=True, rope_theta=1_000_000.0)
 
 
-def _median_seconds(action, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _papers(count: int):
@@ -62,8 +55,8 @@ def bench_extractive() -> list[str]:
     summarizer = ExtractiveSummarizer(device="cpu")
     summarizer.summarize(papers[:4])  # load the encoder outside the timing
     texts = [paper_text(paper.title, paper.abstract) for paper in papers]
-    baseline = _median_seconds(lambda: embed_texts(texts, device="cpu"))
-    extractive = _median_seconds(lambda: summarizer.summarize(papers))
+    baseline = median_seconds(lambda: embed_texts(texts, device="cpu"))
+    extractive = median_seconds(lambda: summarizer.summarize(papers))
     return [
         f"| encoder only: `embed_texts(title + abstract)` (baseline) | {PAPERS} papers | "
         f"{baseline:.2f} s | {PAPERS / baseline:.1f} papers/s | 1.00 |",
@@ -90,7 +83,7 @@ def generation_tokens_per_second(model, batch: int, device: str, prompt_tokens: 
             torch.cuda.synchronize()
 
     run(2)  # warm-up for these shapes (kernels, caches), kept short: prefill costs most
-    seconds = _median_seconds(run, runs)
+    seconds = median_seconds(run, runs)
     return seconds, batch * new_tokens / seconds
 
 

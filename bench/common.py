@@ -35,9 +35,13 @@ def octet(args: list[str], env: dict[str, str]) -> dict:
     return measured
 
 
-def median_seconds(function: Callable[[], object], repeats: int = 3) -> float:
+def median_seconds(function: Callable[[], object], repeats: int = 3,
+                   before: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``function`` over ``repeats`` calls (``before`` runs untimed)."""
     times = []
     for _ in range(repeats):
+        if before:
+            before()
         started = time.perf_counter()
         function()
         times.append(time.perf_counter() - started)
