@@ -1,10 +1,11 @@
 """Speed and quality of the family classifier.
 
-Speed: N real papers (title + abstract) from ../shared/data, each variant timed 3 times
-(median). Baseline in the same run: the raw encoder (``embed_texts``) on the same texts,
-at the 64 word pieces Octet uses (``MAX_TOKENS``), and at 128 and 256 (the library default). Rows: classifying
-from text (encoder + cue features + heads), the heads alone on stored embeddings, and the
-``octet run`` stage on a real DuckDB file (read, encode, classify, write).
+Speed: N real papers (title + abstract) from ../shared/data; each variant is timed 5 times,
+the variants taking turns (median). Baseline in the same run: the raw encoder
+(``embed_texts``) on the same texts at the 64 word pieces Octet uses (``MAX_TOKENS``), and at
+128 and 256 (the library default). Rows: classifying from text (encoder + cue features +
+heads), the heads alone on stored embeddings, and the ``octet run`` stage on a real DuckDB
+file (read, encode, classify, write).
 
 Quality: ``octet eval`` on the shipped dev set (135 papers, 5-fold cross-validation, each
 paper scored by a head not trained on it; shipped rule-labeled papers added to every
@@ -22,19 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RUNS = 3
+RUNS = 5
 PAPERS = 128
-
-
-def _median(call, before=None) -> float:
-    times = []
-    for _ in range(RUNS):
-        if before:
-            before()
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _papers():
@@ -47,31 +37,47 @@ def _papers():
             for row in real_listings(limit=PAPERS, day="2025-06-03")]
 
 
-def _raw_encoder(texts, tokens: int) -> float:
-    from pipeline.embed import embed_texts, encoder, pick_device
+def _at_length(tokens: int, call):
+    """``call`` run with the encoder cut at ``tokens`` word pieces."""
+    from pipeline.embed import MAX_TOKENS, encoder, pick_device
 
-    model = encoder(pick_device())
-    model.max_seq_length = tokens
-    try:
-        return _median(lambda: embed_texts(texts))
-    finally:
-        from pipeline.embed import MAX_TOKENS
-        model.max_seq_length = MAX_TOKENS
+    def run():
+        model = encoder(pick_device())
+        model.max_seq_length = tokens
+        try:
+            call()
+        finally:
+            model.max_seq_length = MAX_TOKENS
+    return run
 
 
-def _stage_seconds(papers) -> float:
+def _stage_call(papers, folder: str):
+    """A call that runs the classify stage on a fresh DuckDB file holding ``papers``."""
     from pipeline import classify
     from pipeline.config import load_settings
     from storage.papers import upsert_papers
 
-    with tempfile.TemporaryDirectory() as folder:
-        counter = iter(range(RUNS))
+    counter = iter(range(100))
 
-        def fresh_database():
-            os.environ["OCTET_HOME"] = f"{folder}/home{next(counter)}"
-            upsert_papers(load_settings().db_path, papers)
+    def prepare():
+        os.environ["OCTET_HOME"] = f"{folder}/home{next(counter)}"
+        upsert_papers(load_settings().db_path, papers)
 
-        return _median(lambda: classify.run_stage(load_settings(), {}), before=fresh_database)
+    return prepare, lambda: classify.run_stage(load_settings(), {})
+
+
+def _interleaved(variants: list[tuple[str, object, object]]) -> list[tuple[str, float]]:
+    """Median seconds per variant; the runs take turns, so a change in the machine's load
+    hits every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    for _ in range(RUNS):
+        for name, call, prepare in variants:
+            if prepare:
+                prepare()
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return [(name, statistics.median(times[name])) for name, _, _ in variants]
 
 
 def speed_section() -> str:
@@ -84,23 +90,27 @@ def speed_section() -> str:
     abstracts = [p.abstract for p in papers]
     texts = [paper_text(t, a) for t, a in zip(titles, abstracts)]
     head = classify.current_head()
-    embed_texts(texts[:8])  # load the model outside the timings
-    baseline = _raw_encoder(texts, MAX_TOKENS)
-    vectors = embed_texts(texts)
-    rows = [("raw encoder, 256 word pieces (library default)", _raw_encoder(texts, 256)),
-            ("raw encoder, 128 word pieces", _raw_encoder(texts, 128)),
-            (f"raw encoder, {MAX_TOKENS} word pieces (baseline: what Octet runs)", baseline),
+    vectors = embed_texts(texts)  # also loads the model outside the timings
+    baseline_name = f"raw encoder, {MAX_TOKENS} word pieces (baseline: what Octet runs)"
+    with tempfile.TemporaryDirectory() as folder:
+        prepare, stage = _stage_call(papers, folder)
+        measured = _interleaved([
+            ("raw encoder, 256 word pieces (library default)",
+             _at_length(256, lambda: embed_texts(texts)), None),
+            ("raw encoder, 128 word pieces", _at_length(128, lambda: embed_texts(texts)), None),
+            (baseline_name, lambda: embed_texts(texts), None),
             ("classify_texts: encoder + cues + heads (`octet classify`)",
-             _median(lambda: classify.classify_texts(ids, titles, abstracts, head))),
+             lambda: classify.classify_texts(ids, titles, abstracts, head), None),
             ("heads only, on stored embeddings",
-             _median(lambda: classify.classify_embedded(head, ids, titles, abstracts, vectors))),
+             lambda: classify.classify_embedded(head, ids, titles, abstracts, vectors), None),
             ("`octet run` classify stage on DuckDB (read, encode, classify, write)",
-             _stage_seconds(papers))]
+             stage, prepare)])
+    baseline = dict(measured)[baseline_name]
     body = table(["what", "papers", "median s", "papers/s", "time vs baseline"],
                  [[name, len(papers), f"{seconds:.3f}", f"{len(papers) / seconds:.1f}",
-                   f"{seconds / baseline:.2f}×"] for name, seconds in rows])
-    return (f"Device: {pick_device()}; torch threads: {_threads()}; median of {RUNS} runs; "
-            f"{len(papers)} real papers of one daily listing.\n\n" + body)
+                   f"{seconds / baseline:.2f}×"] for name, seconds in measured])
+    return (f"Device: {pick_device()}; torch threads: {_threads()}; median of {RUNS} "
+            f"interleaved runs; {len(papers)} real papers of one daily listing.\n\n" + body)
 
 
 def _threads() -> int:
