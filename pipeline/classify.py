@@ -178,7 +178,7 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The knobs of training (chosen by cross-validation on the dev set; see docs/families.md)."""
+    """The knobs of training (chosen by cross-validation on the dev set; see the README, "The eight families")."""
 
     l2: float = 1.0
     """L2 penalty on every weight (not the intercepts)."""
