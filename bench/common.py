@@ -12,14 +12,17 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Peak RSS from VmHWM, not getrusage: Linux carries ru_maxrss across execve, so a child of a
+# big benchmark process would report its parent's peak.
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.argv = ["octet"] + sys.argv[1:]
 from pipeline.cli import main
 started = time.perf_counter()
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "seconds": time.perf_counter() - started,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+seconds = time.perf_counter() - started
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(json.dumps({"code": code, "seconds": seconds, "peak_rss_mb": int(status) / 1024}),
       file=sys.stderr)
 """
 
