@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 

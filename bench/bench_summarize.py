@@ -12,7 +12,6 @@ import json
 import lzma
 import os
 import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,7 +15,7 @@ from pipeline.backends.hf import (HFSummarizer, choose_device, choose_dtype,  # 
                                   cpu_supports_bf16, generate_halving)
 from pipeline.cli import main  # noqa: E402
 from pipeline.paper import Paper  # noqa: E402
-from pipeline.summarize import BackendUnavailable, FIELDS  # noqa: E402
+from pipeline.summarize import BackendUnavailable  # noqa: E402
 from prompts import summary_text  # noqa: E402
 from storage.papers import upsert_papers  # noqa: E402
 from storage.summaries import summary_for  # noqa: E402

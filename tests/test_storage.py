@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import REPO
 from pipeline.paper import Paper
 from storage import papers as store
 from storage.db import DatabaseBusy, connect, migration_files, transaction
