@@ -41,7 +41,6 @@ def _load(db_path: Path) -> tuple[int, float]:
 
 
 def _history(db_path: Path, ids: list[str]) -> None:
-
     from storage import reading
     from storage.papers import finish_run, start_run
 
