@@ -3,10 +3,11 @@ BENCHMARKS.md. ``python -m bench fetch classify`` runs only the named ones and k
 other sections from the previous file."""
 from __future__ import annotations
 
-import importlib
 import platform
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,16 +39,36 @@ def _header() -> str:
             "run, so read the ratios rather than the absolute times.\n")
 
 
+_CHILD = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import importlib
+section = importlib.import_module("bench.bench_{name}").main()
+open({out!r}, "w", encoding="utf-8").write(section)
+"""
+
+
+def _run_one(name: str) -> str:
+    """One benchmark in its own process, so no setting (torch threads, caches, peak memory)
+    leaks from one benchmark into the next."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = str(Path(folder) / "section.md")
+        code = _CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"), name=name, out=out)
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return Path(out).read_text(encoding="utf-8").rstrip() + "\n"
+
+
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
     wanted = argv or _names()
+    unknown = sorted(set(wanted) - set(_names()))
+    if unknown:
+        print(f"no benchmark named {unknown[0]!r}; choose from {', '.join(_names())}")
+        return 2
     sections = _previous_sections()
     for name in wanted:
         started = time.perf_counter()
         print(f"bench {name} ...", flush=True)
-        module = importlib.import_module(f"bench.bench_{name}")
-        sections[name] = module.main().rstrip() + "\n"
+        sections[name] = _run_one(name)
         print(f"bench {name} done in {time.perf_counter() - started:.0f} s", flush=True)
     body = "\n".join(f"{MARK.format(name)}\n{sections[name]}" for name in _names()
                      if name in sections)

@@ -36,6 +36,19 @@ MAX_RETRY_AFTER_SECONDS = 600.0
 class ArxivUnreachable(RuntimeError):
     """arXiv did not give a usable answer after every retry (exit code 3)."""
 
+    def __init__(self, message: str, url: str = "", tries: int = 0):
+        super().__init__(message)
+        self.url = url
+        """The request that failed."""
+        self.tries = tries
+        """How many attempts were made."""
+
+    @property
+    def brief(self) -> str:
+        """``no answer from rss.arxiv.org after 2 tries``: for one-line notices."""
+        from urllib.parse import urlparse
+        return f"no answer from {urlparse(self.url).netloc or self.url} after {self.tries} tries"
+
 
 class ArxivRequestError(RuntimeError):
     """arXiv answered that the request itself is wrong (a 4xx other than 429)."""
@@ -129,7 +142,8 @@ class Transport:
         raise ArxivUnreachable(
             f"arXiv could not be reached at {url} after {self.num_retries + 1} tries "
             f"({last_error}); check the network (or OCTET_ARXIV_RSS_URL / OCTET_ARXIV_API_URL) "
-            f"and run again — nothing stored was changed")
+            f"and run again — nothing stored was changed",
+            url=url, tries=self.num_retries + 1)
 
 
 def _retry_after(value: str | None) -> float:

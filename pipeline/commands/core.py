@@ -69,15 +69,11 @@ def run(args, settings) -> int:
     except ArxivUnreachable as error:
         if not args.or_demo:
             raise
-        print(f"octet: arXiv cannot be reached ({_first_clause(error)}); "
+        print(f"octet: arXiv cannot be reached ({error.brief}); "
               f"continuing with the DEMO database at {settings.demo_db_path}")
         return _ensure_demo(settings)
     _print_report(report, args.json)
     return report["exit_code"]
-
-
-def _first_clause(error: Exception) -> str:
-    return str(error).split(";")[0].split(" (")[0]
 
 
 def _ensure_demo(settings) -> int:
