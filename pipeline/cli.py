@@ -38,7 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"pipeline.commands.{name}").register(subparsers)
+    _accept_global_flags_anywhere(parser)
     return parser
+
+
+def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`octet status --db X` works like `octet --db X status`: people type flags last."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in action.choices.values():
+            known = {flag for item in command._actions for flag in item.option_strings}
+            if "--home" not in known:
+                command.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            if "--db" not in known:
+                command.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            _accept_global_flags_anywhere(command)
 
 
 def settings_from(args: argparse.Namespace):

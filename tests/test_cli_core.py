@@ -99,3 +99,12 @@ def test_run_or_demo_offline_says_one_line_and_loads_demo(monkeypatch, settings,
     assert len(out) == 1 and "arXiv cannot be reached" in out[0] and "DEMO" in out[0]
     assert store.count_papers(settings.demo_db_path) == 300
     assert main(["run"]) == 3  # without --or-demo, cron gets exit 3
+
+
+def test_global_flags_work_before_or_after_the_command(tmp_path, capsys):
+    other = tmp_path / "elsewhere.duckdb"
+    assert main(["status", "--json", "--db", str(other)]) == 0
+    assert json.loads(capsys.readouterr().out)["db"] == str(other)
+    assert main(["--db", str(other), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["db"] == str(other)
+    assert main(["queue", "list", "--db", str(other)]) == 0
