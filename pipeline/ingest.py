@@ -10,7 +10,8 @@ from typing import Iterable
 
 from pipeline.config import Settings
 from pipeline.paper import Paper
-from pipeline.sources import Transport, backfill, fetch_listing, hydrate, read_jsonl
+from pipeline.sources import (ArxivRequestError, ArxivUnreachable, Transport, backfill,
+                              fetch_listing, hydrate, read_jsonl)
 from storage import papers as store
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ def _fill_gap(settings: Settings, transport: Transport, previous: str | None,
     until = current - timedelta(days=1)
     gap = {"missed_feeds": [day.isoformat() for day in missed], "since": since.isoformat(),
            "until": until.isoformat(), "new_before": report["new"]}
-    from pipeline.sources import ArxivRequestError, ArxivUnreachable
     try:
         ingest_backfill(settings, transport, since, until, report)
     except (ArxivUnreachable, ArxivRequestError) as error:
@@ -92,8 +92,6 @@ def _empty_feed_note(listing, settings: Settings) -> str:
 def _hydrate(settings: Settings, transport: Transport, arxiv_ids: list[str],
              announced: list[Paper], report: dict) -> int:
     """Fill API fields for ``arxiv_ids``; keeps the RSS announce type and listing day."""
-    from pipeline.sources import ArxivRequestError, ArxivUnreachable
-
     by_id = {paper.arxiv_id: paper for paper in announced}
     fetched = 0
     try:

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipeline import run as job
+from pipeline.cli import UsageError
 from pipeline.paper import InvalidArxivId, normalize_id
 from pipeline.sources import ArxivUnreachable
 from storage import papers as store
@@ -96,13 +97,10 @@ def _parse_day(text: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        from pipeline.cli import UsageError
         raise UsageError(f"{name} {text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 def fetch(args, settings) -> int:
-    from pipeline.cli import UsageError
-
     since = _parse_day(args.since, "--since")
     until = _parse_day(args.until, "--until") or date.today()
     if since > until:
@@ -120,8 +118,6 @@ def fetch(args, settings) -> int:
 
 
 def _open_lines(source: str):
-    from pipeline.cli import UsageError
-
     if source == "-":
         return sys.stdin
     path = Path(source)
@@ -169,8 +165,6 @@ def status(args, settings) -> int:
 
 
 def show(args, settings) -> int:
-    from pipeline.cli import UsageError
-
     try:
         arxiv_id = normalize_id(args.arxiv_id)
     except InvalidArxivId as error:

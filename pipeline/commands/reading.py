@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.cli import UsageError
 from pipeline.paper import InvalidArxivId, normalize_id
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
@@ -50,8 +51,6 @@ def register(subparsers) -> None:
 
 
 def _ids(raw_ids: list[str]) -> list[str]:
-    from pipeline.cli import UsageError
-
     try:
         return [normalize_id(raw) for raw in raw_ids]
     except InvalidArxivId as error:
@@ -60,7 +59,6 @@ def _ids(raw_ids: list[str]) -> list[str]:
 
 def _stored(call):
     """Run a storage call, turning "not stored" / bad rating into a usage error."""
-    from pipeline.cli import UsageError
     from storage.reading import NotStored
 
     try:
@@ -183,8 +181,6 @@ def _refresh_search(db_path: Path) -> None:
 
 
 def app_command(args, settings) -> int:
-    from pipeline.cli import UsageError
-
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is not a port; give a number from 1 to 65535")
     command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),

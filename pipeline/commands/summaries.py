@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from pipeline.cli import UsageError
 from pipeline.summarize import BACKENDS
 
 
@@ -28,7 +29,6 @@ def register(subparsers) -> None:
 
 
 def summarize_command(args, settings) -> int:
-    from pipeline.cli import UsageError
     from pipeline.summarize import summarize_pending
 
     if settings.batch_size < 1:
