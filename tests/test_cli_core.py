@@ -108,3 +108,9 @@ def test_global_flags_work_before_or_after_the_command(tmp_path, capsys):
     assert main(["--db", str(other), "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["db"] == str(other)
     assert main(["queue", "list", "--db", str(other)]) == 0
+
+
+def test_every_known_stage_setting_names_a_stage_of_the_job():
+    from pipeline.config import KNOWN_STAGES, Settings
+    from pipeline.run import STAGES
+    assert tuple(name for name, _ in STAGES) == KNOWN_STAGES == Settings().stages
