@@ -1,5 +1,5 @@
 """Run every ``bench/bench_*.py`` (each ``main()`` returns a Markdown section) and write
-BENCHMARKS.md. ``python -m bench fetch classify`` runs only the named ones and keeps the
+BENCHMARKS.md. ``python -m bench day classify`` runs only the named ones and keeps the
 other sections from the previous file."""
 from __future__ import annotations
 

@@ -22,20 +22,24 @@ started = time.perf_counter()
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - started
 status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
-print(json.dumps({"code": code, "seconds": seconds, "peak_rss_mb": int(status) / 1024}),
-      file=sys.stderr)
+print(json.dumps({"code": code, "seconds": seconds, "peak_rss_mb": int(status) / 1024,
+                  "torch_loaded": "torch" in sys.modules}), file=sys.stderr)
 """
 
 
 def octet(args: list[str], env: dict[str, str]) -> dict:
-    """Run ``octet ARGS`` in a fresh process; its exit code, wall seconds and peak RSS."""
+    """Run ``octet ARGS`` in a fresh process: its exit code, seconds inside ``main``,
+    ``wall_seconds`` of the whole process (interpreter and imports included), peak RSS,
+    whether torch was imported, and its ``stdout``."""
+    started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", _CHILD, *args], env={**os.environ, **env,
                             "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    wall = time.perf_counter() - started
     last = result.stderr.strip().splitlines()[-1]
     measured = json.loads(last)
     if measured["code"] != 0:
         raise RuntimeError(f"octet {' '.join(args)} exited {measured['code']}: {result.stderr}")
-    return measured
+    return {**measured, "wall_seconds": wall, "stdout": result.stdout}
 
 
 def median_seconds(function: Callable[[], object], repeats: int = 3,

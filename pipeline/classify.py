@@ -453,14 +453,20 @@ def classify_texts(ids: list[str], titles: list[str], abstracts: list[str],
 
 
 def run_stage(settings, report: dict | None = None) -> dict:
-    """Score every stored paper without current scores, one batch at a time: read (then
-    close), embed what has no stored embedding, classify, write the batch."""
+    """The ``octet run`` stage: score every stored paper without current scores."""
+    return classify_pending(settings)
+
+
+def classify_pending(settings, limit: int | None = None) -> dict:
+    """Score up to ``limit`` (default: all) papers without current scores, one batch at a
+    time: read (then close), embed what has no stored embedding, classify, write."""
     from storage import families as store
 
     head = current_head(settings.home)
     counts = {"classified": 0, "embedded": 0, "low_confidence": 0, "model_version": head.version}
-    while True:
-        batch = store.pending_papers(settings.db_path, head.version, limit=BATCH_SIZE)
+    while limit is None or counts["classified"] < limit:
+        wanted = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - counts["classified"])
+        batch = store.pending_papers(settings.db_path, head.version, limit=wanted)
         if not batch:
             break
         embedded, results = _classify_batch(settings, head, batch)

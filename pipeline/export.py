@@ -324,8 +324,8 @@ def _field_value(field: str, frontmatter: dict):
         return None, f"state {value!r} is not one of {', '.join(store.READING_STATES)}"
     if value in (None, ""):
         return None, None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) < 10:
+        value = int(value.strip())  # isdigit() lets '³' through, which int() refuses
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
         return value, None
     return None, f"rating {value!r} is not a whole number from 1 to 5 (or empty)"
@@ -425,6 +425,10 @@ def _import_notes(existing: ExistingNote, current: dict, baseline: dict | None, 
     if section is None:
         return
     text, stored = note_files.normalize_notes(section), note_files.normalize_notes(current["notes"])
+    if not text.isascii() and not _is_utf8(text):
+        report["skipped"].append({"file": str(existing.path), "reason": "its '## My notes' "
+                                  "are not valid UTF-8; save the note as UTF-8 and import again"})
+        return
     sha = note_files.notes_sha(text)
     if text == stored:
         base["notes_sha"] = sha
@@ -440,6 +444,15 @@ def _import_notes(existing: ExistingNote, current: dict, baseline: dict | None, 
     changes["notes"] = "updated"
     update["notes"] = text or None
     base["notes_sha"] = sha
+
+
+def _is_utf8(text: str) -> bool:
+    """False when the text holds bytes that were not UTF-8 (read with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _file_is_newer(path: Path, stored: dict | None) -> bool:

@@ -111,10 +111,10 @@ class NoteFile:
 
 
 def read_note(path: Path) -> NoteFile | None:
-    """Read a note file; None when it does not exist."""
+    """Read a note file; None when it does not exist (or is a folder named like a note)."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return None
     # surrogateescape keeps any byte the reader wrote, even invalid UTF-8, round-trippable.
     text = raw.decode("utf-8", errors="surrogateescape")
@@ -138,7 +138,9 @@ def parse_frontmatter(text: str) -> tuple[dict, bool]:
         return {}, False
     try:
         data = yaml.load("\n".join(lines[1:end]), Loader=_LOADER) or {}
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):
+        # ValueError: a date YAML cannot build (2026-02-30), an int over Python's digit
+        # limit, bytes that are not UTF-8 (UnicodeEncodeError) -- all unreadable YAML.
         return {}, False
     return (data, True) if isinstance(data, dict) else ({}, False)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 # New style: 2506.01234 (or 0704.0001 with four digits); old style: hep-th/9901001.
-_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(?:v(\d+))?$")
-_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?$")
+_NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(?:v(\d+))?$", re.ASCII)
+_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?$", re.ASCII)
 _PREFIXES = ("arxiv:", "oai:arxiv.org:", "http://arxiv.org/abs/", "https://arxiv.org/abs/",
              "http://arxiv.org/pdf/", "https://arxiv.org/pdf/")
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import random
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -289,10 +291,9 @@ def _paper_from_rss(entry, feed_date: date | None) -> Paper:
         listed_date=feed_date.isoformat() if feed_date else None)
 
 
-def fetch_listing(transport: Transport, settings: Settings) -> Listing:
-    """Today's listing for the configured categories."""
-    body = transport.get(settings.rss_url(), check=check_xml("rss"))
-    return parse_rss(body)
+def fetch_feed(transport: Transport, settings: Settings) -> bytes:
+    """The raw RSS feed of today's listing for the configured categories (checked XML)."""
+    return transport.get(settings.rss_url(), check=check_xml("rss"))
 
 
 # ---- arXiv API --------------------------------------------------------------------
@@ -372,9 +373,22 @@ def read_jsonl(lines: Iterable[str], announce_type: str = "import"
     Reads Octet's own listing format (``id``, ``title``, ``authors`` list,
     ``categories`` list, ``abstract``, ``comment``, ``listed_date``) and arXiv's
     public metadata snapshot (``categories`` as one string, ``authors`` as one
-    string, ``versions``, ``update_date``, ``journal-ref``, ``doi``).
+    string, ``versions``, ``update_date``, ``journal-ref``, ``doi``). A file that
+    cannot be read to its end (a truncated .xz/.gz) ends with one error for the
+    line where reading stopped; the lines before it are kept.
     """
-    for number, line in enumerate(lines, start=1):
+    numbered = enumerate(lines, start=1)
+    number = 0
+    while True:
+        try:
+            number, line = next(numbered)
+        except StopIteration:
+            return
+        except (EOFError, OSError, lzma.LZMAError, zlib.error) as error:
+            yield number + 1, None, (f"line {number + 1}: the file cannot be read from here on "
+                                     f"({type(error).__name__}: {error}); the lines before "
+                                     "it are kept")
+            return
         if not line.strip():
             continue
         try:
@@ -382,7 +396,8 @@ def read_jsonl(lines: Iterable[str], announce_type: str = "import"
             if not isinstance(row, dict):
                 raise BadEntry("not a JSON object")
             yield number, paper_from_record(row, announce_type), None
-        except (json.JSONDecodeError, BadEntry, TypeError, ValueError, KeyError) as error:
+        except (json.JSONDecodeError, BadEntry, TypeError, ValueError, KeyError,
+                RecursionError) as error:  # RecursionError: JSON nested too deeply
             yield number, None, f"line {number}: {error}"
 
 
@@ -398,7 +413,7 @@ def paper_from_record(row: dict, announce_type: str = "import") -> Paper:
     versions = row.get("versions") or []
     if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
         raise BadEntry("'versions' must be a list of objects")
-    return build_paper(
+    return _storable(build_paper(
         arxiv_id=raw_id, version=len(versions) or None, title=_field(row, "title") or "",
         authors=authors, abstract=_field(row, "abstract"), categories=categories,
         primary_category=_field(row, "primary_category"),
@@ -407,7 +422,30 @@ def paper_from_record(row: dict, announce_type: str = "import") -> Paper:
         comment=_field(row, "comment"),
         journal_ref=_field(row, "journal-ref") or _field(row, "journal_ref"),
         doi=_field(row, "doi"), announce_type=announce_type,
-        listed_date=_field(row, "listed_date") or _field(row, "update_date"))
+        listed_date=_field(row, "listed_date") or _field(row, "update_date")))
+
+
+_MAX_VERSION = 2**31 - 1  # the papers.version column is an INTEGER
+
+
+def _storable(paper: Paper) -> Paper:
+    """The paper, if the database can store it: an ASCII id, a version that fits, and
+    text that is valid Unicode (JSON's ``\\ud800`` escapes and bytes that are not UTF-8
+    give lone surrogates); else a ``BadEntry``."""
+    if not paper.arxiv_id.isascii():
+        raise BadEntry(f"{paper.arxiv_id!r} is not an arXiv id (digits must be 0-9)")
+    if paper.version > _MAX_VERSION:
+        raise BadEntry(f"{paper.arxiv_id}: version {paper.version} is not a version number")
+    texts = (paper.title, paper.abstract, paper.comment, paper.journal_ref, paper.doi,
+             paper.primary_category, paper.listed_date, *paper.authors, *paper.categories)
+    for text in texts:
+        if text and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadEntry(f"{paper.arxiv_id}: text that is not valid UTF-8 "
+                               f"({text[:40]!r})") from None
+    return paper
 
 
 def _field(row: dict, name: str) -> str | None:
@@ -434,6 +472,6 @@ def _split_author_string(text: str) -> list[str]:
 def _snapshot_date(version: dict) -> datetime | None:
     stamp = version.get("created")
     try:
-        return parsedate_to_datetime(stamp) if isinstance(stamp, str) and stamp else None
-    except (TypeError, ValueError, IndexError):
+        return _utc(parsedate_to_datetime(stamp)) if isinstance(stamp, str) and stamp else None
+    except (TypeError, ValueError, IndexError, OverflowError):  # 9999-12-31 -2359 overflows
         return None

@@ -93,7 +93,9 @@ class BackendUnavailable(ConfigError):
 
 
 class Summarizer(Protocol):
-    """What every backend provides. ``summarize`` returns one result per paper, in order."""
+    """What every backend provides. ``summarize`` returns one result per paper, in order.
+    A backend may also set ``chunk_size``, the papers stored per chunk (default: eight
+    batches)."""
 
     backend: str
     model: str
@@ -115,7 +117,9 @@ _ALIASES = {"tldr": "tldr", "tl_dr": "tldr", "summary": "tldr", "problem": "prob
             "result": "results", "findings": "results", "why_it_matters": "why_it_matters",
             "why": "why_it_matters", "significance": "why_it_matters",
             "impact": "why_it_matters"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0, DEL, C1, and lone surrogates (a server's JSON can hold "\ud83d" escapes), which
+# no database column or terminal takes.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _LINE_FIELD = re.compile(r"^\W*([A-Za-z][A-Za-z ;_'-]{1,30}?)\W*[:=]\s*(.+)$")
 
 
@@ -123,18 +127,24 @@ def _key(name: str) -> str | None:
     return _ALIASES.get(re.sub(r"[^a-z]+", "_", name.lower()).strip("_"))
 
 
+_NOTHING = ("", "n/a", "none", "null", "unknown", "-", '""')
+
+
 def _plain(value) -> str:
     """Model output as plain text: lists joined, control characters and runs of spaces gone."""
-    if isinstance(value, (list, tuple)):
-        value = " ".join(_plain(item) for item in value)
-    elif isinstance(value, dict):
-        value = " ".join(_plain(item) for item in value.values())
-    elif value is None or isinstance(value, bool):
-        value = ""
-    text = " ".join(_CONTROL.sub(" ", str(value)).split())
-    if text.lower() in ("", "n/a", "none", "null", "unknown", "-", '""'):
-        return ""
-    return text[:MAX_FIELD_CHARACTERS]
+    parts, stack = [], [value]
+    while stack:  # a stack, not recursion: a reply can nest lists deeper than Python recurses
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif item is not None and not isinstance(item, bool):
+            text = " ".join(_CONTROL.sub(" ", str(item)).split())
+            if text.lower() not in _NOTHING:
+                parts.append(text)
+    text = " ".join(parts)
+    return "" if text.lower() in _NOTHING else text[:MAX_FIELD_CHARACTERS]
 
 
 def _json_objects(text: str):
@@ -143,18 +153,22 @@ def _json_objects(text: str):
     for match in re.finditer(r"\{", text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             continue
         if isinstance(value, dict):
             yield value
 
 
 def _fields_from_json(text: str) -> dict[str, str]:
+    """The first JSON object with a non-empty known field; else the first with known
+    fields, all empty (the model said "" everywhere: nothing to read line by line)."""
+    empty: dict[str, str] = {}
     for candidate in _json_objects(text):
         found = {_key(name): _plain(value) for name, value in candidate.items() if _key(name)}
         if any(found.values()):
             return found
-    return {}
+        empty = empty or found
+    return empty
 
 
 def _fields_from_lines(text: str) -> dict[str, str]:
@@ -185,16 +199,15 @@ def parse_summary(text: str, fallback: Summary | None = None) -> Summary:
     return Summary(**values, fallback_fields=tuple(borrowed))
 
 
-def parse_replies(texts: Sequence[str], papers: Sequence[Paper],
-                  device: str = "auto") -> list[Summary]:
+def parse_replies(texts: Sequence[str], papers: Sequence[Paper]) -> list[Summary]:
     """``parse_summary`` for each reply; only papers whose reply left a field empty pay
-    for the extractive fallback (so a good model never loads the encoder)."""
+    for the extractive fallback."""
     parsed = [parse_summary(text) for text in texts]
     needy = [index for index, summary in enumerate(parsed) if not all(summary.fields().values())]
     if needy:
         from pipeline.backends.extractive import ExtractiveSummarizer
 
-        fallback = ExtractiveSummarizer(device=device).fields_for([papers[i] for i in needy])
+        fallback = ExtractiveSummarizer().fields_for([papers[i] for i in needy])
         for index, fields in zip(needy, fallback):
             parsed[index] = parse_summary(texts[index], Summary(**fields))
     return parsed
@@ -296,7 +309,7 @@ def summarize_pending(settings: Settings, limit: int | None = None,
     ids = ids[:limit] if limit else ids
     stage.pending = len(ids)
     # Chunks bound what a kill can lose: each chunk is stored before the next is generated.
-    chunk = max(1, settings.batch_size) * 8
+    chunk = getattr(summarizer, "chunk_size", 0) or max(1, settings.batch_size) * 8
     try:
         for start in range(0, len(ids), chunk):
             papers = load_papers(settings.db_path, ids[start:start + chunk])

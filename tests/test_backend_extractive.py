@@ -68,7 +68,7 @@ def test_real_abstracts_get_distinct_fields_and_provenance(real_summaries):
     papers, summaries = real_summaries
     assert [summary.arxiv_id for summary in summaries] == [paper.arxiv_id for paper in papers]
     assert all(summary.extractive and summary.backend == "extractive" for summary in summaries)
-    assert all(summary.prompt_version == "extractive.v1" and summary.created_at
+    assert all(summary.prompt_version == "extractive.v2" and summary.created_at
                for summary in summaries)
     with_results = sum(bool(summary.results) for summary in summaries[:-1])
     assert with_results >= 8  # real abstracts nearly always report results

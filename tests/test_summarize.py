@@ -111,7 +111,7 @@ def test_run_stage_summarizes_every_paper_with_provenance(settings, stored):
         record = shown[paper.arxiv_id]
         assert record["tldr"] and record["extractive"] is True and record["stale"] is False
         assert (record["backend"], record["model"], record["prompt_version"], record["version"]) \
-            == ("extractive", "all-MiniLM-L6-v2", "extractive.v1", 1)
+            == ("extractive", "lexical", "extractive.v2", 1)
         assert record["created_at"].endswith("+00:00")
         abstract = " ".join(paper.abstract.split())
         assert all(record[name] in abstract for name in FIELDS if record[name])
@@ -135,12 +135,12 @@ def test_only_stale_and_missing_papers_are_summarized_again(settings, stored):
 
 def test_a_new_model_or_prompt_makes_every_summary_pending(settings, stored):
     summarize_pending(settings)
-    assert pending_ids(settings.db_path, "extractive", "all-MiniLM-L6-v2", "extractive.v1") == []
+    assert pending_ids(settings.db_path, "extractive", "lexical", "extractive.v2") == []
     assert len(pending_ids(settings.db_path, "extractive", "all-MiniLM-L6-v2",
-                           "extractive.v2")) == 3
+                           "extractive.v1")) == 3
     assert len(pending_ids(settings.db_path, "hf", "some/model", "summarize.v1")) == 3
     assert summary_counts(settings.db_path) == [
-        {"backend": "extractive", "model": "all-MiniLM-L6-v2", "prompt_version": "extractive.v1",
+        {"backend": "extractive", "model": "lexical", "prompt_version": "extractive.v2",
          "current": 3, "stale": 0}]
 
 

@@ -1,8 +1,13 @@
 """The embedded default: summaries made only of sentences copied from the abstract.
 
 Every field is one sentence of the abstract (whitespace collapsed, otherwise verbatim),
-chosen by centrality under the packaged MiniLM encoder plus cue words for the field, so
-nothing is ever invented. Runs on CPU; ``extractive=True`` marks it wherever it is shown.
+chosen by lexical centrality (the content words a sentence shares with the rest of the
+abstract and with the title) plus cue words for the field, so nothing is ever invented.
+``extractive=True`` marks it wherever it is shown.
+
+v1 scored centrality with MiniLM sentence embeddings: eight encoder inputs per paper made
+it 11 papers/s on two cores, three minutes for a 2,000-paper day. Word overlap runs at
+over 1,000 papers/s (``make bench``) and picks from the same cue-gated candidates.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pipeline.summarize import Summary, SummaryFailure, with_provenance
 
 log = logging.getLogger(__name__)
 
-ALGORITHM_VERSION = "extractive.v1"
+ALGORITHM_VERSION = "extractive.v2"
 """Stored as the prompt version: a change to the selection rules makes summaries stale."""
 
 MAX_SENTENCE_CHARACTERS = 600
@@ -78,16 +83,72 @@ def _shorten(sentence: str) -> str:
     return sentence[:MAX_SENTENCE_CHARACTERS].rsplit(" ", 1)[0] + " …"
 
 
-def _centrality(vectors: np.ndarray) -> np.ndarray:
-    """How close each sentence is to the abstract's centre (unit vectors → cosine)."""
-    centre = vectors.mean(axis=0)
-    norm = np.linalg.norm(centre)
-    return vectors @ (centre / norm) if norm > 0 else np.zeros(len(vectors))
+# Function words carry no topic: left out of the overlap.
+_STOPWORDS = frozenset("""
+a about above after again against all also an and any are as at be been being both but by
+can could did do does doing during each either for from further had has have having here
+how however i if in into is it its itself just more most much must no nor not of off on
+once only or other our ours out over own same should so some such than that the their them
+then there these they this those through thus to too under until up upon very via was we
+were what when where whether which while who whom why will with within without would yet
+you your paper work approach method methods propose proposed present show shows using use
+used based new""".split())
+_WORD = re.compile(r"[a-z][a-z0-9\-]*")
+
+
+def content_words(text: str) -> dict[str, float]:
+    """Counts of the content words of a text: lower-cased, a plural 's' dropped, function
+    words left out."""
+    counts: dict[str, float] = {}
+    for word in _WORD.findall(text.lower()):
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        if word not in _STOPWORDS and len(word) > 1:
+            counts[word] = counts.get(word, 0.0) + 1.0
+    return counts
+
+
+def _dot(left: dict[str, float], right: dict[str, float]) -> float:
+    if len(left) > len(right):
+        left, right = right, left
+    return sum(count * right.get(word, 0.0) for word, count in left.items())
+
+
+def _cosine(dot: float, left_square: float, right_square: float) -> float:
+    return dot / (left_square * right_square) ** 0.5 if left_square and right_square else 0.0
+
+
+def lexical_scores(sentences: list[str], title: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence: the cosine of its word counts with those of the rest of the abstract
+    (centrality) and with the title's. Leaving the sentence out of the rest keeps long
+    sentences from matching themselves; the rest is never built, its products follow from
+    the whole: (total - s)·s = total·s - s·s."""
+    bags = [content_words(sentence) for sentence in sentences]
+    total: dict[str, float] = {}
+    for bag in bags:
+        for word, count in bag.items():
+            total[word] = total.get(word, 0.0) + count
+    total_square = _dot(total, total)
+    title_bag = content_words(title)
+    title_square = _dot(title_bag, title_bag)
+    centrality, title_similarity = [], []
+    for bag in bags:
+        own, shared = _dot(bag, bag), _dot(bag, total)
+        rest_square = total_square - 2 * shared + own
+        centrality.append(_cosine(shared - own, own, rest_square))
+        title_similarity.append(_cosine(_dot(bag, title_bag), own, title_square))
+    return np.array(centrality), np.array(title_similarity)
 
 
 def _cue_matrix(sentences: list[str]) -> dict[str, np.ndarray]:
     return {name: np.array([bool(pattern.search(s)) for s in sentences], dtype=float)
             for name, pattern in _CUE_PATTERNS.items()}
+
+
+def _mask(count: int, chosen: set[int]) -> np.ndarray:
+    mask = np.zeros(count)
+    mask[list(chosen)] = 1.0
+    return mask
 
 
 def pick_fields(sentences: list[str], centrality: np.ndarray,
@@ -108,7 +169,7 @@ def pick_fields(sentences: list[str], centrality: np.ndarray,
     penalty = {"problem": cues["results"] + cues["method"], "method": 0.5 * cues["results"]}
     for name in ("method", "problem", "results", "why_it_matters"):
         score = (cues[name] + 0.3 * centrality - 0.5 * np.abs(positions - _POSITION[name])
-                 - 0.5 * penalty.get(name, 0) - 1.2 * np.isin(np.arange(count), list(used)))
+                 - 0.5 * penalty.get(name, 0) - 1.2 * _mask(count, used))
         best = int(np.argmax(score))
         spare = (name == "problem" and best not in used and positions[best] < 0.5
                  and not penalty["problem"][best])
@@ -122,38 +183,26 @@ def pick_fields(sentences: list[str], centrality: np.ndarray,
 
 @dataclass
 class ExtractiveSummarizer:
-    """Summaries from abstract sentences, batched through the packaged encoder."""
+    """Summaries from abstract sentences; no model, no device."""
 
-    device: str = "auto"
-    batch_size: int = 64
     backend: str = "extractive"
+    model: str = "lexical"
     prompt_version: str = ALGORITHM_VERSION
-
-    @property
-    def model(self) -> str:
-        from pipeline.embed import ENCODER_NAME
-
-        return ENCODER_NAME
+    chunk_size: int = 500
+    """Papers per stored chunk: under a second of work. Chunks sized for a generative
+    model (64) spent more time opening the database than summarizing."""
 
     @classmethod
     def from_settings(cls, settings) -> "ExtractiveSummarizer":
-        return cls(device=settings.device if settings.device.startswith("cuda") else "auto")
+        return cls()
 
     def fields_for(self, papers: Sequence[Paper]) -> list[dict[str, str]]:
         """The extractive fields of each paper (an empty abstract gives the title as TL;DR)."""
-        from pipeline.embed import embed_texts
-
-        sentences = [split_sentences(paper.abstract) for paper in papers]
-        flat = [sentence for group in sentences for sentence in group]
-        titles = [" ".join(paper.title.split()) for paper in papers]
-        # One encoder call for the whole batch: titles first, then every sentence.
-        vectors = embed_texts(titles + flat, batch_size=self.batch_size, device=self.device)
-        results, start = [], len(titles)
-        for index, (title, group) in enumerate(zip(titles, sentences)):
-            block = vectors[start:start + len(group)]
-            start += len(group)
-            fields = (pick_fields(group, _centrality(block), block @ vectors[index])
-                      if group else {})
+        results = []
+        for paper in papers:
+            title = " ".join(paper.title.split())
+            sentences = split_sentences(paper.abstract)
+            fields = pick_fields(sentences, *lexical_scores(sentences, title)) if sentences else {}
             results.append(fields or {"tldr": title})
         return results
 
@@ -162,4 +211,4 @@ class ExtractiveSummarizer:
                 for paper, fields in zip(papers, self.fields_for(papers))]
 
     def close(self) -> None:
-        """Nothing to release: the encoder stays cached for the process."""
+        """Nothing to release."""

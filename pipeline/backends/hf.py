@@ -216,7 +216,7 @@ class HFSummarizer:
         texts = self.generate_texts([self.prompt_for(paper) for paper in papers])
         # Fields the model left empty are filled from the abstract, never invented.
         return [with_provenance(summary, paper, self)
-                for paper, summary in zip(papers, parse_replies(texts, papers, self.device))]
+                for paper, summary in zip(papers, parse_replies(texts, papers))]
 
     def close(self) -> None:
         """Free the model (and the GPU memory it held)."""

@@ -118,17 +118,21 @@ def fetch(args, settings) -> int:
 
 
 def _open_lines(source: str):
+    # surrogateescape: a line with bytes that are not UTF-8 is reported and skipped by
+    # read_jsonl instead of stopping the whole import.
     if source == "-":
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="surrogateescape")
         return sys.stdin
     path = Path(source)
     if not path.is_file():
         raise UsageError(f"{source} does not exist; give the path of a .jsonl file")
     if path.suffix == ".xz":
-        return lzma.open(path, "rt", encoding="utf-8")
+        return lzma.open(path, "rt", encoding="utf-8", errors="surrogateescape")
     if path.suffix == ".gz":
         import gzip
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape")
+    return open(path, encoding="utf-8", errors="surrogateescape")
 
 
 def import_file(args, settings) -> int:
