@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import LISTINGS
-from pipeline.backends.extractive import ExtractiveSummarizer, pick_fields, split_sentences
+from pipeline.backends.extractive import (ExtractiveSummarizer, lexical_scores, pick_fields,
+                                          split_sentences)
 from pipeline.paper import Paper
 from pipeline.summarize import FIELDS
 
@@ -27,6 +28,17 @@ from pipeline.summarize import FIELDS
 ])
 def test_split_sentences_handles_abbreviations_decimals_urls_and_math(text, expected):
     assert split_sentences(text) == expected
+
+
+def test_lexical_scores_count_shared_content_words_leaving_the_sentence_out():
+    sentences = ["Routers route tokens.", "Experts process tokens.", "The sky is blue."]
+    centrality, title = lexical_scores(sentences, "Token routers")
+    # {router, route, token} against the rest {expert, process, token, sky, blue}:
+    # one shared word, cosine 1 / sqrt(3 * 5).
+    assert centrality[0] == pytest.approx(1 / 15 ** 0.5)
+    assert centrality[2] == 0.0  # shares nothing with the rest
+    # {router, route, token} against the title {token, router}: 2 / sqrt(3 * 2).
+    assert title[0] == pytest.approx(2 / 6 ** 0.5) and title[2] == 0.0
 
 
 def test_overlong_sentences_are_cut_at_a_word_with_an_ellipsis():

@@ -107,6 +107,14 @@ def test_run_stage_scores_embeds_once_and_rescores_only_what_is_stale(settings, 
     assert rescored["model_version"] == "families-retrained"
 
 
+def test_classify_pending_stops_at_its_limit_and_the_next_call_goes_on(settings, day_rows):
+    upsert_papers(settings.db_path, [_paper(row) for row in day_rows[:7]])
+    assert classify.classify_pending(settings, limit=3)["classified"] == 3
+    assert store.count_pending(settings.db_path, classify.current_head().version) == 4
+    assert classify.classify_pending(settings, limit=10)["classified"] == 4
+    assert classify.classify_pending(settings, limit=10)["classified"] == 0
+
+
 def test_embeddings_are_reused_for_similarity(settings, day_rows):
     papers = [_paper(row) for row in day_rows[:4]]
     upsert_papers(settings.db_path, papers)

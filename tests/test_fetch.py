@@ -59,6 +59,22 @@ def test_a_day_is_stored_once_with_every_api_field_and_a_rerun_changes_nothing(
     assert "new 0, updated 0" in capsys.readouterr().out
     assert db_rows(octet_home, "SELECT * FROM papers ORDER BY arxiv_id") == before
     assert len(server.replay.paths("/api")) == api_requests  # nothing to hydrate again
+    runs = db_rows(octet_home, "SELECT run_id, json_extract(report, '$.same_feed_as_run'), "
+                   "unchanged FROM runs ORDER BY run_id")
+    assert runs == [(1, None, 0), (2, "1", len(big_day))]  # the same bytes: not parsed again
+
+
+def test_a_changed_feed_is_parsed_again(server, octet_home, capsys):
+    rows = real_listings(day="2025-05-27")[:30]
+    server.replay.set_day(rows[:20], DAY)
+    assert main(["run"]) == 0
+    server.replay.set_day(rows, DAY)  # ten more papers in the same day's feed
+    capsys.readouterr()
+    assert main(["run", "--json"]) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert (report["new"], report["unchanged"], "same_feed_as_run" in report) == (10, 20, False)
+    assert db_rows(octet_home, "SELECT count(*) FROM papers") == [(30,)]
 
 
 def test_v2_reannouncement_updates_and_keeps_history(server, octet_home, capsys):
