@@ -123,6 +123,20 @@ def run_lock(home: Path) -> Iterator[None]:
         handle.close()
 
 
+def run_in_progress(home: Path) -> bool:
+    """Whether the process that last took the run lock is alive: a run row still marked
+    'running' without one was killed. Reads the pid instead of trying the lock, which
+    could make a run starting at that instant believe another one works."""
+    try:
+        pid = int((home / "run.lock").read_text().strip())
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, owned by another user
+    except (OSError, ValueError):
+        return False  # no lock file, no pid, or no such process
+    return True
+
+
 @contextmanager
 def run_log(home: Path) -> Iterator[None]:
     """Log the run to ``<home>/logs/octet.log`` (rotating: 5 files of 1 MB)."""
@@ -151,6 +165,7 @@ def run_job(settings: Settings, transport: Transport | None = None) -> dict:
         transport = transport or Transport.from_settings(settings)
         report = new_report("run", settings)
         started = time.perf_counter()
+        store.close_interrupted_runs(settings.db_path)
         run_id = store.start_run(settings.db_path, "run", settings.categories)
         try:
             stage_started = time.perf_counter()
@@ -176,6 +191,7 @@ def fetch_range(settings: Settings, since: date, until: date,
         report = new_report("fetch", settings)
         report["range"] = [since.isoformat(), until.isoformat()]
         started = time.perf_counter()
+        store.close_interrupted_runs(settings.db_path)
         run_id = store.start_run(settings.db_path, "fetch", settings.categories)
         try:
             ingest_backfill(settings, transport, since, until, report)

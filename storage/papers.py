@@ -249,6 +249,15 @@ def start_run(db_path: Path, command: str, categories: tuple[str, ...]) -> int:
             [command, list(categories)]).fetchone()[0]
 
 
+def close_interrupted_runs(db_path: Path) -> int:
+    """Mark runs left 'running' by a killed process as 'interrupted'. Call it only while
+    holding the run lock: then no other run can still be working."""
+    with connect(db_path) as con:
+        return len(con.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE status = 'running' "
+            "AND command IN ('run', 'fetch') RETURNING run_id").fetchall())
+
+
 def finish_run(db_path: Path, run_id: int, report: dict) -> None:
     """Store a run's final report (counters are copied into their own columns)."""
     counters = [int(report.get(name, 0) or 0) for name in _RUN_COUNTERS]

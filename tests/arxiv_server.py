@@ -151,6 +151,7 @@ class ArxivReplay:
         self.listing_day = date(2025, 6, 2)
         self.rss_override: bytes | None = None
         self.faults: list[Fault] = []
+        self.scripts: dict[str, list[Fault | None]] = {}
         self.requests: list[tuple[float, str]] = []
         self.lock = threading.Lock()
 
@@ -169,12 +170,26 @@ class ArxivReplay:
     def add_fault(self, kind: str, **options) -> None:
         self.faults.append(Fault(kind, **options))
 
+    def script_faults(self, path: str, plan: list[Fault | None]) -> None:
+        """Answer the next requests under ``path`` in this order: a ``Fault`` misbehaves,
+        ``None`` answers normally; once the plan is used up, ``add_fault`` rules again."""
+        with self.lock:
+            self.scripts[path] = list(plan)
+
+    def script_left(self) -> dict[str, int]:
+        """How many scripted answers each path has not given yet."""
+        with self.lock:
+            return {path: len(plan) for path, plan in self.scripts.items() if plan}
+
     def paths(self, prefix: str = "") -> list[str]:
         return [path for _, path in self.requests if path.startswith(prefix)]
 
     # answering --------------------------------------------------------------------
     def take_fault(self, path: str) -> Fault | None:
         with self.lock:
+            for prefix, plan in self.scripts.items():
+                if plan and path.startswith(prefix):
+                    return plan.pop(0)
             for index, fault in enumerate(self.faults):
                 if path.startswith(fault.path):
                     return self.faults.pop(index)

@@ -144,6 +144,23 @@ def test_runs_page_shows_the_run_log(settings, filled):
     assert table.loc[0, "new"] == 9 and table.loc[0, "announced"] == 12
 
 
+def test_a_killed_run_is_shown_as_stopped_and_closed_by_the_next(settings, filled):
+    import os
+    from pipeline.run import run_in_progress
+    from storage.papers import close_interrupted_runs, recent_runs, start_run
+
+    start_run(settings.db_path, "run", ("cs.CL",))  # a run that never finished
+    (settings.home / "run.lock").write_text(str(os.getpid()))
+    assert run_in_progress(settings.home)
+    assert "in progress" in _text(_open("ui/runs.py"))
+    (settings.home / "run.lock").write_text("999999999")  # that process is gone
+    assert not run_in_progress(settings.home)
+    assert "stopped before it finished" in _text(_open("ui/runs.py"))
+    assert close_interrupted_runs(settings.db_path) == 1
+    assert recent_runs(settings.db_path, 1)[0]["status"] == "interrupted"
+    assert "stopped before it finished" in _text(_open("ui/runs.py"))
+
+
 def test_untrusted_paper_text_is_escaped(settings):
     from pipeline.paper import Paper
     from storage.papers import upsert_papers

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pipeline.run import run_in_progress
 from storage.papers import recent_runs
 from ui import common
 
@@ -17,8 +18,11 @@ if not runs:
 
 latest = runs[0]
 errors = latest.get("errors") or []
-if latest.get("status") == "running":
+if latest.get("status") == "running" and run_in_progress(config.home):
     st.info(f"A run is in progress (started {latest['started_at'][:16]} UTC).")
+elif latest.get("status") in ("running", "interrupted"):
+    st.warning(f"The last run ({latest['started_at'][:16]} UTC) was stopped before it finished; "
+               "the next `octet run` picks up where it stopped.")
 elif errors or (latest.get("exit_code") or 0) != 0:
     st.error(f"The last run ({latest['started_at'][:16]} UTC) reported {len(errors)} error(s).")
 elif not latest.get("announced"):
