@@ -64,12 +64,14 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"no benchmark named {unknown[0]!r}; choose from {', '.join(_names())}")
         return 2
-    sections = _previous_sections()
+    fresh = {}
     for name in wanted:
         started = time.perf_counter()
         print(f"bench {name} ...", flush=True)
-        sections[name] = _run_one(name)
+        fresh[name] = _run_one(name)
         print(f"bench {name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    # Read the file only now: a benchmark started meanwhile may have written its section.
+    sections = {**_previous_sections(), **fresh}
     body = "\n".join(f"{MARK.format(name)}\n{sections[name]}" for name in _names()
                      if name in sections)
     OUTPUT.write_text(_header() + "\n" + body, encoding="utf-8")

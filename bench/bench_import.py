@@ -17,7 +17,7 @@ from bench.common import median_seconds, octet, table
 from conftest import LISTINGS
 
 REPEATS = 3
-CLASSIFY_SAMPLE = 512
+CLASSIFY_SAMPLE = 256
 TARGET_STORE_SECONDS = 30.0
 
 

@@ -1,5 +1,6 @@
 """All SQL about reading: states, the queue, weekly picks, notes, and the reader's
-views over papers (inbox, browse, search, similar papers).
+views over papers (inbox, browse, cards). Search (keyword, semantic, similar papers) lives
+in ``storage.search``; the few names here are kept for their callers.
 
 A paper with no row in ``reading`` is in the inbox. Every write opens its own short
 transaction through ``storage.db.transaction``, which waits (with backoff) while
@@ -8,8 +9,7 @@ another process such as ``octet run`` holds the file, so a reader's action is ne
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, replace as with_changes
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from pipeline.embed import ENCODER_NAME
 from storage.db import connect, transaction
+from storage.search_index import refresh_search_index, search_words  # noqa: F401 (callers)
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,21 @@ def queue_remove(db_path: Path, arxiv_ids: list[str]) -> list[str]:
     removed = []
     with transaction(db_path) as con:
         for arxiv_id in arxiv_ids:
-            hit = con.execute("DELETE FROM reading WHERE arxiv_id = ? AND state = 'queued' "
-                              "RETURNING arxiv_id", [arxiv_id]).fetchone()
-            if hit:
+            row = con.execute("SELECT state FROM reading WHERE arxiv_id = ?",
+                              [arxiv_id]).fetchone()
+            if row and row[0] == "queued":
+                _back_to_inbox(con, arxiv_id)
                 removed.append(arxiv_id)
     return removed
+
+
+def _back_to_inbox(con, arxiv_id: str) -> None:
+    """Out of the queue or the pick. The row goes only when it holds nothing of the
+    reader's: notes, a rating or a start date must outlive a change of plan."""
+    con.execute("""UPDATE reading SET state = 'inbox', queue_position = NULL, week = NULL,
+                   updated_at = now() WHERE arxiv_id = ?""", [arxiv_id])
+    con.execute("""DELETE FROM reading WHERE arxiv_id = ? AND notes IS NULL
+                   AND rating IS NULL AND started_at IS NULL""", [arxiv_id])
 
 
 def queue_list(db_path: Path) -> list[dict]:
@@ -210,7 +221,7 @@ def _release(con, arxiv_id: str) -> None:
     if row[1] is not None:
         _upsert_state(con, arxiv_id, "queued", week=None)
     else:
-        con.execute("DELETE FROM reading WHERE arxiv_id = ?", [arxiv_id])
+        _back_to_inbox(con, arxiv_id)
 
 
 def start_reading(db_path: Path, arxiv_id: str) -> None:
@@ -445,20 +456,16 @@ def _family_clause(family: str) -> str:
         WHERE list_contains(s.labels, ?) AND s.{family.lower()} >= ?)"""
 
 
-def _register_inputs(con, wanted: BrowseFilter) -> None:
-    """The tables a filter's clauses read: the id restriction and the keyword hits."""
-    if wanted.arxiv_ids is not None:
-        con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
-                                          schema=pa.schema([("arxiv_id", pa.string())])))
-    _register_text_hits(con, wanted.text)
-
-
 def browse(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
     """Papers matching the filter, newest first: up to ``limit`` cards and the total."""
+    if search_words(wanted.text):
+        return _browse_words(db_path, wanted)
     clauses, params = _browse_where(wanted)
     where = " AND ".join(clauses) or "TRUE"
     with connect(db_path, read_only=True) as con:
-        _register_inputs(con, wanted)
+        if wanted.arxiv_ids is not None:
+            con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
+                                              schema=pa.schema([("arxiv_id", pa.string())])))
         base = f"FROM papers p LEFT JOIN reading r USING (arxiv_id) WHERE {where}"
         total = con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
         # Order narrow rows first, then fetch the wide columns of the few kept: sorting
@@ -473,54 +480,17 @@ def browse(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
     return [_plain(row) for row in rows], total
 
 
-def search_words(text: str) -> list[str]:
-    """The words of a search, as the index stores them: lower-case letters and digits."""
-    return list(dict.fromkeys(re.findall(r"[a-z0-9]+", (text or "").lower())))
+def _browse_words(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
+    """A filter with search words: matched by the search index, full cards read here."""
+    from storage.search import find_keyword
 
-
-def _register_text_hits(con, text: str) -> bool:
-    """Register ``text_hits``: papers whose title or abstract has a word starting with each
-    search word, from the word index plus a scan of papers not indexed yet. Returns False
-    when the text has no words (nothing registered)."""
-    words = search_words(text)
-    if not words:
-        return False
-    indexed = " INTERSECT ".join(
-        "SELECT arxiv_id FROM search_words WHERE word >= ? AND word < ?" for _ in words)
-    # '{' sorts right after 'z', so [w, w + '{') is every word starting with w.
-    bounds = [bound for word in words for bound in (word, word + "{")]
-    hits = con.execute(indexed, bounds).fetchall()
-    hits += _scan_unindexed(con, words)
-    con.register("text_hits", pa.table({"arxiv_id": [row[0] for row in hits]},
-                                       schema=pa.schema([("arxiv_id", pa.string())])))
-    return True
-
-
-_SCAN_IN_PYTHON = 5000
-
-
-def _scan_unindexed(con, words: list[str]) -> list[tuple[str]]:
-    """Papers not in the word index yet whose text contains every word. A few (the usual
-    case between a run and its indexing) are matched here, because DuckDB would evaluate the
-    text filter on every paper before excluding the indexed ones; many (an index never
-    built) are scanned in SQL."""
-    stale = [row[0] for row in con.execute(
-        "SELECT arxiv_id FROM papers ANTI JOIN search_indexed USING (arxiv_id)").fetchall()]
-    if not stale:
-        return []
-    if len(stale) > _SCAN_IN_PYTHON:
-        scanned = " AND ".join("contains(lower(title || ' ' || abstract), ?)" for _ in words)
-        return con.execute(f"SELECT arxiv_id FROM papers WHERE {scanned}", words).fetchall()
-    con.register("stale", pa.table({"arxiv_id": stale}))
-    texts = con.execute("SELECT arxiv_id, lower(title || ' ' || abstract) FROM papers "
-                        "WHERE arxiv_id IN (SELECT arxiv_id FROM stale)").fetchall()
-    return [(arxiv_id,) for arxiv_id, text in texts if all(word in text for word in words)]
+    found, total = find_keyword(db_path, wanted)
+    full = cards(db_path, [card["arxiv_id"] for card in found])
+    return [full[card["arxiv_id"]] for card in found if card["arxiv_id"] in full], total
 
 
 def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:
     clauses, params = [], []
-    if search_words(wanted.text):
-        clauses.append("p.arxiv_id IN (SELECT arxiv_id FROM text_hits)")
     if wanted.category:
         clauses.append("list_contains(p.categories, ?)")
         params.append(wanted.category)
@@ -587,32 +557,19 @@ def has_embeddings(db_path: Path) -> bool:
 def semantic_search(db_path: Path, vector: np.ndarray, wanted: BrowseFilter,
                     limit: int = 50) -> list[tuple[str, float]]:
     """``(id, cosine)`` of the papers nearest ``vector`` among those passing the filter's
-    non-text conditions, best first; [] when no embeddings are stored."""
-    wanted = with_changes(wanted, text="")
-    clauses, params = _browse_where(wanted)
-    with connect(db_path, read_only=True) as con:
-        _register_inputs(con, wanted)
-        where = " AND ".join(clauses) or "TRUE"
-        return con.execute(f"""
-            WITH e AS ({_CURRENT_VECTORS})
-            SELECT p.arxiv_id, array_cosine_similarity(e.vector, ?::FLOAT[384]) AS s
-            FROM e JOIN papers p USING (arxiv_id)
-            LEFT JOIN reading r USING (arxiv_id) WHERE {where}
-            ORDER BY s DESC, p.arxiv_id LIMIT ?""",
-            [ENCODER_NAME, np.asarray(vector, dtype=np.float32).tolist(), *params,
-             limit]).fetchall()
+    non-text conditions, best first (``storage.search.find_semantic``)."""
+    from storage.search import find_semantic
+
+    return [(card["arxiv_id"], card["score"])
+            for card in find_semantic(db_path, vector, wanted, limit)]
 
 
 def similar_papers(db_path: Path, arxiv_id: str, limit: int = 10) -> list[tuple[str, float]]:
-    """``(id, cosine)`` of the papers most like one stored paper; [] without embeddings."""
-    with connect(db_path, read_only=True) as con:
-        return con.execute(f"""
-            WITH e AS ({_CURRENT_VECTORS}),
-                 me AS (SELECT vector FROM e WHERE arxiv_id = ?)
-            SELECT e.arxiv_id, array_cosine_similarity(e.vector, me.vector) AS s
-            FROM e, me WHERE e.arxiv_id <> ?
-            ORDER BY s DESC, e.arxiv_id LIMIT ?""",
-            [ENCODER_NAME, arxiv_id, arxiv_id, limit]).fetchall()
+    """``(id, cosine)`` of the papers most like one stored paper; [] without embeddings
+    (``storage.search.find_similar``)."""
+    from storage.search import find_similar
+
+    return [(card["arxiv_id"], card["score"]) for card in find_similar(db_path, arxiv_id, limit)]
 
 
 def embeddings_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, np.ndarray]:
@@ -625,76 +582,3 @@ def embeddings_of(db_path: Path, arxiv_ids: list[str]) -> dict[str, np.ndarray]:
                            "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)",
                            [ENCODER_NAME]).fetchall()
     return {arxiv_id: np.asarray(vector, dtype=np.float32) for arxiv_id, vector in rows}
-
-
-# ---- the keyword index ----------------------------------------------------------
-
-_TOKENIZE = """
-    SELECT DISTINCT word, arxiv_id FROM (
-        SELECT arxiv_id, unnest(regexp_split_to_array(lower(title || ' ' || abstract),
-                                                      '[^a-z0-9]+')) AS word
-        FROM papers WHERE arxiv_id IN (SELECT arxiv_id FROM batch))
-    WHERE word <> ''"""
-
-
-def refresh_search_index(db_path: Path, batch_size: int = 10_000) -> int:
-    """Index the words of papers that are new or changed since they were indexed, in short
-    transactions (so the app never waits long); re-sorts the index when appended rows
-    would slow lookups. Returns how many papers were indexed."""
-    with connect(db_path, read_only=True) as con:
-        stale = [row[0] for row in con.execute(
-            "SELECT p.arxiv_id FROM papers p LEFT JOIN search_indexed s USING (arxiv_id) "
-            "WHERE s.version IS DISTINCT FROM p.version ORDER BY p.arxiv_id").fetchall()]
-    for start in range(0, len(stale), batch_size):
-        with transaction(db_path) as con:
-            con.register("batch", pa.table({"arxiv_id": stale[start:start + batch_size]}))
-            con.execute("DELETE FROM search_words WHERE arxiv_id IN (SELECT arxiv_id FROM batch)")
-            con.execute(f"INSERT INTO search_words {_TOKENIZE} ORDER BY word")
-            con.execute("INSERT OR REPLACE INTO search_indexed SELECT arxiv_id, version "
-                        "FROM papers WHERE arxiv_id IN (SELECT arxiv_id FROM batch)")
-    if stale:
-        _resort_when_fragmented(db_path, len(stale))
-    return len(stale)
-
-
-def _resort_when_fragmented(db_path: Path, indexed_now: int) -> None:
-    """Rows appended since the last sort sit in row groups spanning a..z that every lookup
-    must read; once they are a fifth of the index, sort the whole table again."""
-    since_sort = int(get_reader_value(db_path, "search_unsorted_papers") or 0) + indexed_now
-    with connect(db_path, read_only=True) as con:
-        total = con.execute("SELECT count(*) FROM search_indexed").fetchone()[0]
-    if since_sort * 5 < total and since_sort != total:
-        set_reader_value(db_path, "search_unsorted_papers", str(since_sort))
-        return
-    with transaction(db_path) as con:
-        con.execute("CREATE OR REPLACE TABLE search_words AS "
-                    "SELECT * FROM search_words ORDER BY word")
-        con.execute("INSERT INTO reader_state (key, value) VALUES ('search_unsorted_papers', '0') "
-                    "ON CONFLICT (key) DO UPDATE SET value = '0', updated_at = now()")
-
-
-def embeddings_stamp(db_path: Path) -> tuple:
-    """Changes whenever stored embeddings change: lets a process cache the matrix."""
-    with connect(db_path, read_only=True) as con:
-        return tuple(con.execute("SELECT count(*), max(created_at) FROM embeddings").fetchone())
-
-
-def all_embeddings(db_path: Path) -> tuple[list[str], np.ndarray]:
-    """Every current embedding: ``(ids, matrix (n, 384))`` (for an in-memory search)."""
-    from storage.families import embeddings_for
-
-    return embeddings_for(db_path)
-
-
-def passing_filter(db_path: Path, arxiv_ids: list[str], wanted: BrowseFilter) -> set[str]:
-    """The ids among ``arxiv_ids`` that pass the filter (text included)."""
-    if not arxiv_ids:
-        return set()
-    clauses, params = _browse_where(wanted)
-    where = " AND ".join(["p.arxiv_id IN (SELECT arxiv_id FROM candidates)", *clauses])
-    with connect(db_path, read_only=True) as con:
-        _register_inputs(con, wanted)
-        con.register("candidates", pa.table({"arxiv_id": list(arxiv_ids)}))
-        rows = con.execute(f"SELECT p.arxiv_id FROM papers p LEFT JOIN reading r "
-                           f"USING (arxiv_id) WHERE {where}", params).fetchall()
-    return {row[0] for row in rows}

@@ -47,6 +47,24 @@ def test_queue_add_move_remove(settings, papers):
     assert reading.states_for(db, [a, b]) == {a: "queued", b: "inbox"}
 
 
+def test_notes_and_rating_outlive_leaving_the_queue_or_the_pick(settings, papers):
+    db, week = settings.db_path, "2026-W48"
+    queued, picked, other = (paper.arxiv_id for paper in papers[:3])
+    reading.queue_add(db, [queued])
+    reading.save_notes(db, queued, "my notes", 4)
+    assert reading.queue_remove(db, [queued]) == [queued]
+    assert _row(db, queued) == ("inbox", None, None, 4, "my notes", None)
+    reading.set_pick(db, week, picked, "octet", "proposed")
+    reading.save_notes(db, picked, "started on it")
+    reading.set_pick(db, week, other, "reader", "swapped")
+    assert _row(db, picked)[0::4] == ("inbox", "started on it")
+    reading.set_pick(db, week, queued, "reader", "swapped back")
+    assert _row(db, other) is None  # nothing of the reader's: no row left behind
+    fourth = papers[3].arxiv_id
+    reading.queue_add(db, [fourth])
+    assert reading.queue_remove(db, [fourth]) == [fourth] and _row(db, fourth) is None
+
+
 def test_unknown_paper_is_refused_with_the_fix(settings, papers):
     with pytest.raises(reading.NotStored, match="octet fetch"):
         reading.queue_add(settings.db_path, ["2599.99999"])
@@ -292,13 +310,13 @@ def test_keyword_index_matches_the_scan_and_follows_new_versions(settings, paper
         assert {h["arxiv_id"] for h in hits} == {h["arxiv_id"] for h in scanned[query][0]}
     # Every word must start a word: "segment" finds "segmentation" too.
     assert reading.browse(db, reading.BrowseFilter(text="segment"))[1] >= scanned["segmentation"][1] > 0
-    # A new version with a new title is found under its new words once re-indexed, and
-    # before that by the scan of papers not indexed yet.
+    # A new version with a new title is found under its new words before it is re-indexed
+    # (the search index tokenizes what the word table lacks) and after.
     from storage.papers import upsert_papers
 
     upsert_papers(db, [papers[0].with_changes(version=2, title="Quokkabench: a new title")])
     upsert_papers(db, [papers[1].with_changes(arxiv_id="2699.00001", title="Quokkanet")])
-    assert reading.browse(db, reading.BrowseFilter(text="quokka"))[1] == 1  # the scan
+    assert reading.browse(db, reading.BrowseFilter(text="quokka"))[1] == 2
     assert reading.refresh_search_index(db) == 2
     found = reading.browse(db, reading.BrowseFilter(text="quokka"))[0]
     assert {h["arxiv_id"] for h in found} == {papers[0].arxiv_id, "2699.00001"}

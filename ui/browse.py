@@ -5,6 +5,7 @@ import streamlit as st
 
 from pipeline.queue import FAMILY_CODES
 from storage import reading
+from storage.search import has_vectors
 from ui import common, search
 
 PAGE_SIZE = 25
@@ -18,30 +19,11 @@ def _categories(db_path: str) -> list[str]:
     return [name for name, _ in reading.category_counts(db_path)]
 
 
-@st.cache_resource(show_spinner="Loading the search encoder…")
-def _encoder_ready() -> bool:
-    import torch
-
-    from pipeline.embed import embed_texts
-
-    # One short query needs one thread; idle OpenMP workers would spin and slow DuckDB.
-    torch.set_num_threads(1)
-    embed_texts(["warm up"])
-    return True
-
-
-def _query_vector(text: str):
-    from pipeline.embed import embed_texts
-
-    _encoder_ready()
-    return embed_texts([text])[0]
-
-
 with st.container(border=True):
     top = st.columns([3, 1, 1])
     text = top[0].text_input("Search titles and abstracts", key="browse_text",
                              placeholder="e.g. mixture of experts routing")
-    semantic_on = reading.has_embeddings(config.db_path)
+    semantic_on = has_vectors(config.db_path)
     mode = top[1].selectbox("Search", ["keyword + semantic", "keyword"] if semantic_on
                             else ["keyword"], key="browse_mode")
     family = top[2].selectbox("Family", ["any", *FAMILY_CODES], key="browse_family")
@@ -60,13 +42,8 @@ wanted = reading.BrowseFilter(
     date_from=dates[0] if len(dates) > 0 else None, date_to=dates[1] if len(dates) > 1 else None,
     states=tuple(states), family="" if family == "any" else family, min_score=min_score,
     limit=PAGE_SIZE)
-cards, total = reading.browse(config.db_path, wanted)
-if text.strip() and mode.startswith("keyword +"):
-    nearest = search.nearest(config.db_path, _query_vector(text), wanted, PAGE_SIZE)
-    have = {card["arxiv_id"] for card in cards}
-    extra = reading.cards(config.db_path, [i for i, _ in nearest if i not in have])
-    # Keyword hits first (they contain every word), then the semantic neighbours.
-    cards = cards + [extra[i] for i, _ in nearest if i in extra][:PAGE_SIZE - len(cards) // 2]
+# Keyword hits first (they contain every word), then the semantic neighbours.
+cards, total = search.results(config.db_path, wanted, mode.startswith("keyword +"))
 st.caption(f"{total:,} keyword/filter matches" + (f" · showing {len(cards)}" if cards else ""))
 
 
@@ -74,11 +51,9 @@ def _show_similar(arxiv_id: str) -> None:
     st.session_state["similar_to"] = arxiv_id
 
 
-families = reading.families_of(config.db_path, [card["arxiv_id"] for card in cards])
 for card in cards:
     with st.container(border=True):
-        labels = families.get(card["arxiv_id"], {}).get("labels") if families else None
-        st.markdown(common.paper_line(card, labels) + f" · _{card.get('state', 'inbox')}_")
+        st.markdown(common.paper_line(card, card["labels"]) + f" · _{card['state']}_")
         line = st.columns([1, 1, 6])
         line[0].button("Queue", key=f"bq_{card['arxiv_id']}", icon=":material/playlist_add:",
                        on_click=common.act,
@@ -90,8 +65,5 @@ similar_to = st.session_state.get("similar_to")
 if similar_to:
     with st.sidebar:
         st.subheader(f"Similar to {similar_to}")
-        nearest = search.similar(config.db_path, similar_to, 10)
-        found = reading.cards(config.db_path, [i for i, _ in nearest])
-        for other, score in nearest:
-            if other in found:
-                st.markdown(f"{score:.2f} · " + common.paper_line(found[other]))
+        for other in search.similar(config.db_path, similar_to, 10):
+            st.markdown(f"{other['score']:.2f} · " + common.paper_line(other, other["labels"]))
