@@ -11,8 +11,8 @@ from typing import Iterable
 
 from pipeline.config import Settings
 from pipeline.paper import Paper
-from pipeline.sources import (ArxivRequestError, ArxivUnreachable, Listing, Transport, backfill,
-                              fetch_feed, hydrate, parse_rss, read_jsonl)
+from pipeline.sources import (ArxivRequestError, ArxivUnreachable, DamagedFile, Listing,
+                              Transport, backfill, fetch_feed, hydrate, parse_rss, read_jsonl)
 from storage import papers as store
 
 log = logging.getLogger(__name__)
@@ -160,19 +160,25 @@ def ingest_backfill(settings: Settings, transport: Transport, since: date, until
 
 def ingest_lines(db_path: Path, lines: Iterable[str], report: dict,
                  announce_type: str = "import") -> None:
-    """Store papers from JSONL lines in chunks; bad lines are reported and skipped."""
+    """Store papers from JSONL lines in chunks; bad lines are reported and skipped. A file
+    damaged part way is an error of the run (``report["damaged"]``): what came before the
+    damage is stored."""
     chunk: list[Paper] = []
-    for number, paper, error in read_jsonl(lines, announce_type):
-        if error:
-            report["skipped"] += 1
-            key = f"line {number}"
-            report["skipped_reasons"][key] = error.removeprefix(f"{key}: ")
-            continue
-        report["fetched"] += 1
-        chunk.append(paper)
-        if len(chunk) >= STORE_CHUNK:
-            _count(report, store.upsert_papers(db_path, chunk))
-            chunk = []
+    try:
+        for number, paper, error in read_jsonl(lines, announce_type):
+            if error:
+                report["skipped"] += 1
+                key = f"line {number}"
+                report["skipped_reasons"][key] = error.removeprefix(f"{key}: ")
+                continue
+            report["fetched"] += 1
+            chunk.append(paper)
+            if len(chunk) >= STORE_CHUNK:
+                _count(report, store.upsert_papers(db_path, chunk))
+                chunk = []
+    except DamagedFile as error:
+        report["damaged"] = str(error)
+        report["errors"].append(str(error))
     _count(report, store.upsert_papers(db_path, chunk))
 
 

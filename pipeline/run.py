@@ -50,8 +50,10 @@ def run_stages(settings: Settings, report: dict) -> None:
 
 
 def _done(report: dict) -> dict:
-    """A stage that failed as a whole is unexpected (exit 1); per-paper errors are not."""
-    failed = any("error" in stage for stage in report["stages"].values())
+    """A stage that failed as a whole, or an input file damaged part way, is unexpected
+    (exit 1); per-paper errors are not."""
+    failed = (any("error" in stage for stage in report["stages"].values())
+              or "damaged" in report)
     report.update(status="done with errors" if failed else "done", exit_code=1 if failed else 0)
     return report
 

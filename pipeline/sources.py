@@ -68,6 +68,11 @@ class BadEntry(ValueError):
     """One entry that cannot become a Paper; logged and skipped."""
 
 
+class DamagedFile(ValueError):
+    """An input file that cannot be read to its end (a truncated .xz/.gz): the lines
+    before the damage were read; the rest is lost."""
+
+
 # ---- transport ---------------------------------------------------------------
 
 class Transport:
@@ -374,8 +379,8 @@ def read_jsonl(lines: Iterable[str], announce_type: str = "import"
     ``categories`` list, ``abstract``, ``comment``, ``listed_date``) and arXiv's
     public metadata snapshot (``categories`` as one string, ``authors`` as one
     string, ``versions``, ``update_date``, ``journal-ref``, ``doi``). A file that
-    cannot be read to its end (a truncated .xz/.gz) ends with one error for the
-    line where reading stopped; the lines before it are kept.
+    cannot be read to its end (a truncated .xz/.gz) raises ``DamagedFile`` after the
+    lines before the damage.
     """
     numbered = enumerate(lines, start=1)
     number = 0
@@ -385,10 +390,9 @@ def read_jsonl(lines: Iterable[str], announce_type: str = "import"
         except StopIteration:
             return
         except (EOFError, OSError, lzma.LZMAError, zlib.error) as error:
-            yield number + 1, None, (f"line {number + 1}: the file cannot be read from here on "
-                                     f"({type(error).__name__}: {error}); the lines before "
-                                     "it are kept")
-            return
+            raise DamagedFile(f"line {number + 1}: the file cannot be read from here on "
+                              f"({type(error).__name__}: {error}); the lines before it are "
+                              "kept") from error
         if not line.strip():
             continue
         try:

@@ -543,14 +543,14 @@ def test_truncated_xz_keeps_the_lines_before_and_reports_where_it_stopped(
     path = tmp_path / "snapshot.jsonl.xz"
     path.write_bytes(packed[:cut])
     capsys.readouterr()
-    assert main(["import", str(path), "--json"]) == 0
+    assert main(["import", str(path), "--json"]) == 1  # damaged: cron must hear of it
     report = json.loads(capsys.readouterr().out)
     stored = existing_versions(settings.db_path, ids)
     assert list(stored) == ids[:len(stored)]  # a prefix of the file: nothing after a gap
     assert report["fetched"] == len(stored)
-    reasons = list(report["skipped_reasons"].values())
-    assert any("cannot be read from here on" in reason for reason in reasons)
-    assert len(reasons) <= 2  # a cut line, then where reading stopped
+    assert "cannot be read from here on" in report["damaged"]
+    assert report["errors"] == [report["damaged"]]
+    assert len(report["skipped_reasons"]) <= 1  # at most the line cut in half
 
 
 def test_regression_snapshot_lines_that_crashed_the_import(settings, no_stages, tmp_path,
