@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run app test bench lint clean
+.PHONY: run app test test-fast system-deps bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,24 @@ run: $(STAMP)
 	if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi
 	$(BIN)/octet app --or-demo
 
-test: $(TEST_STAMP)
+system-deps:
+	@bash .ci/system-deps
+
+# Everything, the soak and kill tests included (about 8 minutes on two cores).
+test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+# The edit loop: leaves out the tests marked slow (soak, kills, concurrency).
+test-fast: $(TEST_STAMP) system-deps
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
+# ruff over the whole tree, and the floors of the house (import-linter contracts in pyproject.toml).
 lint: $(TEST_STAMP)
-	$(BIN)/python -m compileall -q pipeline storage app.py
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,6 +12,8 @@ floor cost of one storage call (open, count, close).
 """
 from __future__ import annotations
 
+from storage.search import BrowseFilter, browse
+from storage import search_index
 import os
 import sys
 import tempfile
@@ -33,8 +35,8 @@ def load_papers(db_path: Path, rows: list[dict] | None = None) -> tuple[int, flo
     """Store real papers (all of ../shared/data unless ``rows``) in 10k chunks; returns
     how many and the seconds it took."""
     from storage.papers import upsert_papers
-    from tests.conftest import real_listings
-    from tests.test_reading_helpers import paper_from_row
+    from bench.common import real_listings
+    from tests.helpers import paper_from_row
 
     rows = real_listings() if rows is None else rows
     started = time.perf_counter()
@@ -46,7 +48,7 @@ def load_papers(db_path: Path, rows: list[dict] | None = None) -> tuple[int, flo
 def add_history(db_path: Path, ids: list[str]) -> None:
     """A queue of 20, 12 weeks read, 28 dismissed and 30 runs (``ids``: 60 paper ids)."""
     from storage import reading
-    from storage.papers import finish_run, start_run
+    from storage.runs import finish_run, start_run
 
     reading.queue_add(db_path, ids[:20])
     for number, arxiv_id in enumerate(ids[20:32], start=1):
@@ -65,13 +67,12 @@ def store_families_and_vectors(db_path: Path, ids: list[str] | None = None,
     stage does: the vectors in ``known`` where given, else random unit vectors."""
     import numpy as np
 
-    from pipeline.families import CODES
-    from storage import reading
+    from pipeline.core.families import CODES
     from storage.families import store_results
 
     generator = np.random.default_rng(seed)
-    all_ids = ids if ids is not None else [card["arxiv_id"] for card in reading.browse(
-        db_path, reading.BrowseFilter(limit=1_000_000))[0]]
+    all_ids = ids if ids is not None else [card["arxiv_id"] for card in browse(
+        db_path, BrowseFilter(limit=1_000_000))[0]]
     known = known or {}
     for start in range(0, len(all_ids), 20_000):
         chunk = all_ids[start:start + 20_000]
@@ -131,19 +132,18 @@ def _query_rows(db_path: Path) -> list[tuple[str, float]]:
 def main() -> str:
     home = Path(tempfile.mkdtemp(prefix="octet-bench-app-"))
     os.environ["OCTET_HOME"] = str(home / "empty")
-    from pipeline.config import load_settings
+    from pipeline.core.settings import load_settings
 
     empty = {name: _page_time(page) for name, page in PAGES}
     os.environ["OCTET_HOME"] = str(home / "full")
     db_path = load_settings().db_path
     count, load_seconds = load_papers(db_path)
-    from storage import reading
 
-    ids = [card["arxiv_id"] for card in reading.browse(db_path, reading.BrowseFilter(limit=60))[0]]
+    ids = [card["arxiv_id"] for card in browse(db_path, BrowseFilter(limit=60))[0]]
     add_history(db_path, ids)
     store_families_and_vectors(db_path)
     started = time.perf_counter()
-    reading.refresh_search_index(db_path)
+    search_index.refresh_search_index(db_path)
     index_seconds = time.perf_counter() - started
     full = {name: _page_time(page) for name, page in PAGES}
     search = _search_time()

@@ -28,8 +28,8 @@ PAPERS = 128
 
 
 def _papers():
-    from pipeline.paper import Paper, clean_text
-    from tests.conftest import real_listings
+    from pipeline.core.paper import Paper, clean_text
+    from bench.common import real_listings
 
     return [Paper(arxiv_id=row["id"].split("v")[0], version=1, title=clean_text(row["title"]),
                   abstract=clean_text(row["abstract"]), categories=tuple(row["categories"]),
@@ -39,7 +39,7 @@ def _papers():
 
 def _at_length(tokens: int, call):
     """``call`` run with the encoder cut at ``tokens`` word pieces."""
-    from pipeline.embed import MAX_TOKENS, encoder, pick_device
+    from pipeline.stages.encoder import MAX_TOKENS, encoder, pick_device
 
     def run():
         model = encoder(pick_device())
@@ -53,8 +53,8 @@ def _at_length(tokens: int, call):
 
 def _stage_call(papers, folder: str):
     """A call that runs the classify stage on a fresh DuckDB file holding ``papers``."""
-    from pipeline import classify
-    from pipeline.config import load_settings
+    from pipeline.stages import families as classify
+    from pipeline.core.settings import load_settings
     from storage.papers import upsert_papers
 
     counter = iter(range(100))
@@ -82,8 +82,8 @@ def _interleaved(variants: list[tuple[str, object, object]]) -> list[tuple[str, 
 
 def speed_section() -> str:
     from bench.common import table
-    from pipeline import classify
-    from pipeline.embed import MAX_TOKENS, embed_texts, paper_text, pick_device
+    from pipeline.stages import families as classify
+    from pipeline.stages.encoder import MAX_TOKENS, embed_texts, paper_text, pick_device
 
     papers = _papers()
     ids, titles = [p.arxiv_id for p in papers], [p.title for p in papers]
@@ -121,7 +121,7 @@ def _threads() -> int:
 
 def quality_section() -> str:
     from bench.common import table
-    from pipeline import classify
+    from pipeline.stages import families as classify
 
     labeled = classify.shipped_labeled("dev")
     rows = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
-import time
 from datetime import date
 
 import feedparser
@@ -18,8 +17,8 @@ from arxiv import _feed as arxiv_feed
 
 from arxiv_server import ReplayPaper, ReplayServer, atom_feed, rss_feed
 from bench.common import median_seconds, octet, table
-from conftest import real_listings
-from pipeline.config import DEFAULT_CATEGORIES
+from bench.common import real_listings
+from pipeline.core.settings import DEFAULT_CATEGORIES
 
 REPEATS = 3
 SIZE = 2000
@@ -45,14 +44,14 @@ def _raw_parse(rows: list[dict]) -> None:
 
 
 def _papers(rows: list[dict]):
-    from pipeline.sources import paper_from_record
+    from pipeline.stages.sources import paper_from_record
 
     return [paper_from_record(row) for row in rows]
 
 
 def _encoder_rate(papers, sample: int = 256) -> float:
     """Baseline for the classify stage: papers/s of the bare encoder on the same texts."""
-    from pipeline.embed import embed_texts, paper_text
+    from pipeline.stages.encoder import embed_texts, paper_text
 
     texts = [paper_text(paper.title, paper.abstract) for paper in papers[:sample]]
     embed_texts(texts[:8])  # load the model outside the timing
@@ -61,7 +60,7 @@ def _encoder_rate(papers, sample: int = 256) -> float:
 
 def _extractive_seconds(papers) -> float:
     """Baseline for the summarize stage: the extractive algorithm alone, no database."""
-    from pipeline.backends.extractive import ExtractiveSummarizer
+    from pipeline.stages.summaries.extractive import ExtractiveSummarizer
 
     return median_seconds(lambda: ExtractiveSummarizer().fields_for(papers), REPEATS)
 

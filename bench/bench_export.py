@@ -27,12 +27,12 @@ SIZES = (200, 1000)
 
 def _setup(home: Path, size: int):
     os.environ["OCTET_HOME"] = str(home)
-    from pipeline.config import load_settings
-    from pipeline.paper import Paper, clean_text
+    from pipeline.core.settings import load_settings
+    from pipeline.core.paper import Paper, clean_text
     from datetime import datetime, timezone
-    from storage import notes as store
+    from storage import export as store
     from storage.papers import upsert_papers
-    from tests.conftest import real_listings
+    from bench.common import real_listings
 
     settings = load_settings()
     papers = [Paper(arxiv_id=row["id"], version=1, title=clean_text(row["title"]),
@@ -50,7 +50,7 @@ def _setup(home: Path, size: int):
 
 
 def _rows(size: int, work: Path) -> list[tuple[str, float, float]]:
-    from pipeline import export
+    from pipeline.stages import export
     from storage.papers import load_papers
 
     settings, ids = _setup(work / f"home-{size}", size)

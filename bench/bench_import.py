@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.common import median_seconds, octet, table
-from conftest import LISTINGS
+from bench.common import LISTINGS
 
 REPEATS = 3
 CLASSIFY_SAMPLE = 256
@@ -64,9 +64,9 @@ def _classify_rates(home: str) -> tuple[float, float]:
     """Papers/s of the classify stage on the imported database, and of the bare encoder
     on the same number of that database's texts (each repeat takes the next pending)."""
     os.environ["OCTET_HOME"] = home
-    from pipeline.classify import classify_pending, current_head
-    from pipeline.config import load_settings
-    from pipeline.embed import embed_texts, paper_text
+    from pipeline.stages.families import classify_pending, current_head
+    from pipeline.core.settings import load_settings
+    from pipeline.stages.encoder import embed_texts, paper_text
     from storage.families import pending_papers
 
     settings = load_settings()

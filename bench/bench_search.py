@@ -15,6 +15,8 @@ measured in the same run between the queries, is one bare storage call (open, co
 """
 from __future__ import annotations
 
+from storage.search import BrowseFilter, browse
+from storage import search_index
 import os
 import shutil
 import statistics
@@ -41,7 +43,7 @@ PHRASES = ("mixture of experts routing", "speech tokenizer", "open vocabulary de
 
 def _queries(sample: list[dict]) -> list[str]:
     """Family names, phrases a reader would type, and the openings of real titles."""
-    from pipeline.families import FAMILIES
+    from pipeline.core.families import FAMILIES
     from storage.search_index import search_words
 
     titles = [" ".join(search_words(row["title"])[:3]) for row in sample[::len(sample) // 10]]
@@ -52,14 +54,13 @@ def _setup(db_path: Path) -> tuple[list[dict], list[dict], dict]:
     """Store everything but the held-back papers; returns the sample, the held-back rows
     and the setup times."""
     from bench.bench_app import add_history, load_papers, store_families_and_vectors
-    from pipeline.embed import embed_texts, paper_text
-    from storage import reading
-    from tests.conftest import real_listings
+    from pipeline.stages.encoder import embed_texts, paper_text
+    from bench.common import real_listings
 
     rows = real_listings()
     stored, held = rows[:-HELD_BACK], rows[-HELD_BACK:]
     count, load_seconds = load_papers(db_path, stored)
-    ids = [card["arxiv_id"] for card in reading.browse(db_path, reading.BrowseFilter(limit=60))[0]]
+    ids = [card["arxiv_id"] for card in browse(db_path, BrowseFilter(limit=60))[0]]
     add_history(db_path, ids)
     sample = stored[::SAMPLE_EVERY]
     started = time.perf_counter()
@@ -67,20 +68,20 @@ def _setup(db_path: Path) -> tuple[list[dict], list[dict], dict]:
     encode_seconds = time.perf_counter() - started
     store_families_and_vectors(db_path, known={row["id"]: v for row, v in zip(sample, vectors)})
     started = time.perf_counter()
-    reading.refresh_search_index(db_path)
+    search_index.refresh_search_index(db_path)
     return sample, held, {"load": load_seconds, "stored": count, "sample": len(sample),
                           "encode": encode_seconds, "index": time.perf_counter() - started}
 
 
 def _cold(db_path: Path, text: str) -> float:
     """The first hybrid query of a process: the index loaded from DuckDB, then searched."""
-    from storage import reading, search, search_index
+    from storage import search, search_index
 
     def cold_query():
         search_index.forget()
         search.encode_query.cache_clear()
         started = time.perf_counter()
-        search.find_hybrid(db_path, reading.BrowseFilter(text=text, limit=25))
+        search.find_hybrid(db_path, BrowseFilter(text=text, limit=25))
         return time.perf_counter() - started
 
     return statistics.median(cold_query() for _ in range(RUNS))
@@ -92,7 +93,7 @@ def _after_writes(db_path: Path, held: list[dict]) -> tuple[float, float]:
     from bench.bench_app import load_papers, store_families_and_vectors
     from storage import reading, search
 
-    wanted = reading.BrowseFilter(text="language model", limit=25)
+    wanted = BrowseFilter(text="language model", limit=25)
     after_run, after_queue = [], []
     batch = len(held) // RUNS
     for number in range(RUNS):
@@ -125,11 +126,11 @@ def _measure(db_path: Path, calls: dict, arguments: list,
 
 
 def _warm(db_path: Path, queries: list[str], similar_ids: list[str]) -> tuple[dict, list]:
-    from pipeline.embed import embed_texts
-    from storage import reading, search, search_index
+    from pipeline.stages.encoder import embed_texts
+    from storage import search, search_index
 
     narrow = dict(category="cs.CL", states=("inbox",), family="LLM", min_score=0.3)
-    wanted = lambda text, **more: reading.BrowseFilter(text=text, limit=25, **more)  # noqa: E731
+    wanted = lambda text, **more: BrowseFilter(text=text, limit=25, **more)  # noqa: E731
     index = search_index.current(db_path, words=True, vectors=True)
     baseline: list[float] = []
     times = _measure(db_path, {
@@ -161,8 +162,8 @@ def main() -> str:
 
 def _run(home: Path) -> str:
     os.environ["OCTET_HOME"] = str(home)
-    from pipeline.config import load_settings
-    from storage import reading, search
+    from pipeline.core.settings import load_settings
+    from storage import search
 
     db_path = load_settings().db_path
     sample, held, setup = _setup(db_path)
@@ -170,7 +171,7 @@ def _run(home: Path) -> str:
     search.warm_encoder()  # as the app does: the encoder loaded, one torch thread
     cold = _cold(db_path, queries[0])
     after_run, after_queue = _after_writes(db_path, held)
-    count = search.find_keyword(db_path, reading.BrowseFilter(limit=1))[1]
+    count = search.find_keyword(db_path, BrowseFilter(limit=1))[1]
     times, baseline = _warm(db_path, queries, [row["id"] for row in sample[3::40]][:len(queries)])
     return _report(setup, count, len(queries), cold, after_run, after_queue, times, baseline)
 

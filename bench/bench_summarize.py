@@ -39,7 +39,7 @@ def qwen2_half_b_config():
 
 
 def _papers(count: int):
-    from pipeline.paper import Paper
+    from pipeline.core.paper import Paper
 
     with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
         rows = [json.loads(line) for line in itertools.islice(handle, count)]
@@ -48,8 +48,8 @@ def _papers(count: int):
 
 
 def bench_extractive() -> list[str]:
-    from pipeline.backends.extractive import ExtractiveSummarizer
-    from pipeline.embed import embed_texts, paper_text
+    from pipeline.stages.summaries.extractive import ExtractiveSummarizer
+    from pipeline.stages.encoder import embed_texts, paper_text
 
     papers = _papers(EXTRACTIVE_PAPERS)
     summarizer = ExtractiveSummarizer()
@@ -143,7 +143,8 @@ def main() -> str:
           f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}"
     header = ["## Summaries", "",
               f"Median of {RUNS} runs on {cpu}. Extractive: the first {EXTRACTIVE_PAPERS} "
-              f"papers of the shared listings (the encoder baseline: the first {PAPERS}). hf: greedy generation of exactly {NEW_TOKENS} new tokens per "
+              f"papers of the shared listings (the encoder baseline: the first {PAPERS}). "
+              f"hf: greedy generation of exactly {NEW_TOKENS} new tokens per "
               f"row after a {PROMPT_TOKENS}-token prompt (tokens/s = new tokens / wall time, "
               f"prefill included). GPU: `python bench/gpu_summarize.py`.", "",
               "| command | input | median | rate | ratio |", "|---|---|---|---|---|"]

@@ -54,8 +54,8 @@ def tiny_end_to_end() -> str:
     import torch
     import transformers
 
-    from pipeline.backends.hf import HFSummarizer
-    from pipeline.paper import Paper
+    from pipeline.stages.summaries.hf import HFSummarizer
+    from pipeline.core.paper import Paper
 
     tokenizer = transformers.ByT5Tokenizer()
     config = transformers.LlamaConfig(

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.embed import DIMENSIONS, ENCODER_NAME
-from pipeline.families import CODES
-from storage.db import connect, transaction
+from pipeline.core.text import DIMENSIONS, ENCODER_NAME
+from pipeline.core.families import CODES
+from storage.db import register_ids, connect, transaction
 
 _SCORE_COLUMNS = tuple(code.lower() for code in CODES)
 _VECTOR = pa.list_(pa.float32(), DIMENSIONS)
@@ -120,7 +120,7 @@ def families_for(db_path: Path, arxiv_ids: list[str]) -> dict[str, dict]:
     if not arxiv_ids:
         return {}
     with connect(db_path, read_only=True) as con:
-        con.register("wanted", pa.table({"arxiv_id": list(arxiv_ids)}))
+        register_ids(con, arxiv_ids)
         rows = con.execute(f"""
             SELECT w.arxiv_id, s.model_version, {', '.join('s.' + c for c in _SCORE_COLUMNS)},
                    s.labels, s.low_confidence, r.labels
@@ -180,7 +180,7 @@ def embeddings_for(db_path: Path, arxiv_ids: list[str] | None = None,
     with connect(db_path, read_only=True) as con:
         where = ""
         if arxiv_ids is not None:
-            con.register("wanted", pa.table({"arxiv_id": list(arxiv_ids)}))
+            register_ids(con, arxiv_ids)
             where = "AND p.arxiv_id IN (SELECT arxiv_id FROM wanted)"
         table = con.execute(f"""
             SELECT e.arxiv_id, e.vector FROM embeddings e

@@ -1,15 +1,14 @@
-"""All SQL about papers, their versions and the run log."""
+"""All SQL about papers and their versions (tables ``papers`` and ``paper_versions``)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.paper import Paper
-from storage.db import connect, transaction
+from pipeline.core.paper import Paper
+from storage.db import connect, plain_value, register_ids, transaction
 
 _PAPER_COLUMNS = ("arxiv_id", "version", "title", "authors", "abstract", "categories",
                   "primary_category", "published", "updated", "comment", "journal_ref", "doi",
@@ -173,7 +172,7 @@ def existing_versions(db_path: Path, arxiv_ids: list[str]) -> dict[str, int]:
     if not arxiv_ids:
         return {}
     with connect(db_path, read_only=True) as con:
-        con.register("wanted", pa.table({"arxiv_id": arxiv_ids}))
+        register_ids(con, arxiv_ids)
         rows = con.execute("SELECT arxiv_id, version FROM papers "
                            "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)").fetchall()
     return dict(rows)
@@ -187,7 +186,7 @@ def _paper_dict(con, arxiv_id: str) -> dict | None:
     names = [column[0] for column in cursor.description]
     record = dict(zip(names, row))
     record["versions"] = [
-        {"version": v, "title": t, "updated": _iso(u), "seen_at": _iso(s)}
+        {"version": v, "title": t, "updated": plain_value(u), "seen_at": plain_value(s)}
         for v, t, u, s in con.execute(
             "SELECT version, title, updated, seen_at FROM paper_versions "
             "WHERE arxiv_id = ? ORDER BY version", [arxiv_id]).fetchall()]
@@ -200,15 +199,7 @@ def get_paper(db_path: Path, arxiv_id: str) -> dict | None:
         record = _paper_dict(con, arxiv_id)
     if record is None:
         return None
-    return {key: _iso(value) for key, value in record.items()}
-
-
-def _iso(value):
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+    return {key: plain_value(value) for key, value in record.items()}
 
 
 def load_papers(db_path: Path, arxiv_ids: list[str] | None = None) -> list[Paper]:
@@ -216,7 +207,7 @@ def load_papers(db_path: Path, arxiv_ids: list[str] | None = None) -> list[Paper
     where = ""
     with connect(db_path, read_only=True) as con:
         if arxiv_ids is not None:
-            con.register("wanted", pa.table({"arxiv_id": list(arxiv_ids)}))
+            register_ids(con, arxiv_ids)
             where = "WHERE arxiv_id IN (SELECT arxiv_id FROM wanted)"
         rows = con.execute(f"SELECT {', '.join(_PAPER_COLUMNS[:-1])} FROM papers {where} "
                            "ORDER BY arxiv_id").fetchall()
@@ -233,66 +224,6 @@ def _paper_from_row(row) -> Paper:
     if record["listed_date"] is not None:
         record["listed_date"] = record["listed_date"].isoformat()
     return Paper(**record)
-
-
-# ---- run log ---------------------------------------------------------------
-
-_RUN_COUNTERS = ("announced", "fetched", "new", "updated", "unchanged", "skipped")
-
-
-def start_run(db_path: Path, command: str, categories: tuple[str, ...]) -> int:
-    """Record that a run started; returns its id."""
-    with connect(db_path) as con:
-        return con.execute(
-            "INSERT INTO runs (command, started_at, status, categories) "
-            "VALUES (?, now(), 'running', ?) RETURNING run_id",
-            [command, list(categories)]).fetchone()[0]
-
-
-def close_interrupted_runs(db_path: Path) -> int:
-    """Mark runs left 'running' by a killed process as 'interrupted'. Call it only while
-    holding the run lock: then no other run can still be working."""
-    with connect(db_path) as con:
-        return len(con.execute(
-            "UPDATE runs SET status = 'interrupted' WHERE status = 'running' "
-            "AND command IN ('run', 'fetch') RETURNING run_id").fetchall())
-
-
-def finish_run(db_path: Path, run_id: int, report: dict) -> None:
-    """Store a run's final report (counters are copied into their own columns)."""
-    counters = [int(report.get(name, 0) or 0) for name in _RUN_COUNTERS]
-    with connect(db_path) as con:
-        con.execute(
-            "UPDATE runs SET finished_at = now(), status = ?, exit_code = ?, announced = ?, "
-            "fetched = ?, new = ?, updated = ?, unchanged = ?, skipped = ?, report = ?, "
-            "duration_seconds = ? WHERE run_id = ?",
-            [report.get("status", "done"), report.get("exit_code"), *counters,
-             json.dumps(report, default=str), report.get("duration_seconds"), run_id])
-
-
-def recent_runs(db_path: Path, limit: int = 20) -> list[dict]:
-    """The latest runs, newest first, each as its report dict plus run id and times."""
-    with connect(db_path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT run_id, command, started_at, finished_at, status, exit_code, report "
-            "FROM runs ORDER BY run_id DESC LIMIT ?", [limit]).fetchall()
-    runs = []
-    for run_id, command, started, finished, status, exit_code, report in rows:
-        record = json.loads(report) if report else {}
-        record.update(run_id=run_id, command=command, started_at=_iso(started),
-                      finished_at=_iso(finished), status=status, exit_code=exit_code)
-        runs.append(record)
-    return runs
-
-
-def run_with_feed(db_path: Path, feed_sha256: str) -> dict | None:
-    """The report of the latest finished run that stored a feed with these exact bytes."""
-    with connect(db_path, read_only=True) as con:
-        row = con.execute(
-            "SELECT run_id, report FROM runs WHERE status IN ('done', 'done with errors') "
-            "AND json_extract_string(report, '$.feed_sha256') = ? "
-            "ORDER BY run_id DESC LIMIT 1", [feed_sha256]).fetchone()
-    return {**json.loads(row[1]), "run_id": row[0]} if row else None
 
 
 def last_listed_date(db_path: Path) -> str | None:

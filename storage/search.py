@@ -1,6 +1,6 @@
 """Search: keyword, semantic and hybrid search, and similar papers, answered from the
-in-process index (``storage.search_index``) — at 75k papers a few milliseconds plus, for a
-query typed as text, the ~20 ms of encoding it.
+in-process index (``storage.search_index``) — at 75k papers a few milliseconds; a text query
+is encoded by ``pipeline.stages.search`` (storage never loads the encoder).
 
 - keyword: every word of the query starts a word of the title or abstract (``segment``
   finds *segmentation*), with the filter's other conditions; newest first, with the total;
@@ -10,27 +10,125 @@ query typed as text, the ~20 ms of encoding it.
   nearest papers not already listed;
 - similar: the papers nearest one paper.
 
-Results are cards: the fields of ``reading.browse``'s cards except the abstract, plus
+Results are cards: the fields of ``browse``'s cards except the abstract, plus
 ``labels`` (the family labels shown; None when not classified yet) and, for nearest papers,
 ``score`` (the cosine).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.families import CODES
+from pipeline.core.families import CODES
 from storage import search_index
-from storage.reading import BrowseFilter, _plain
+from storage.db import connect, plain_record, rows_of
+from storage.reading import CARD_COLUMNS, cards
 from storage.search_index import search_words
 
 _EPOCH = date(1970, 1, 1).toordinal()
+
+
+@dataclass(frozen=True)
+class BrowseFilter:
+    """What the Browse page (or a caller) asks for; empty fields filter nothing."""
+
+    text: str = ""
+    """Words that must all start a word of the title or abstract (case-insensitive)."""
+
+    category: str = ""
+    """An arXiv category the paper is listed in (``cs.CL``)."""
+
+    date_from: date | None = None
+    """First listing (or publication) day to include."""
+
+    date_to: date | None = None
+    """Last listing (or publication) day to include."""
+
+    states: tuple[str, ...] = ()
+    """Reading states to include (``inbox``, ``queued``, ...); empty means all."""
+
+    family: str = ""
+    """A family code (``VLM``): papers the reader labeled so, or the model did with at least
+    ``min_score``."""
+
+    min_score: float = 0.0
+    """Lowest model score for ``family`` (the reader's own labels always pass)."""
+
+    arxiv_ids: tuple[str, ...] | None = None
+    """Restrict to these ids; None means no restriction."""
+
+    limit: int = 50
+    """Most rows returned."""
+
+
+def _family_clause(family: str) -> str:
+    if family not in CODES:
+        raise ValueError(f"{family!r} is not a family; use one of {', '.join(CODES)}")
+    # The score column is named after the code; the code was checked against CODES above.
+    return f"""p.arxiv_id IN (
+        SELECT arxiv_id FROM reader_labels WHERE list_contains(labels, ?)
+        UNION ALL
+        SELECT s.arxiv_id FROM family_scores s ANTI JOIN reader_labels l USING (arxiv_id)
+        WHERE list_contains(s.labels, ?) AND s.{family.lower()} >= ?)"""
+
+
+def browse(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
+    """Papers matching the filter, newest first: up to ``limit`` cards and the total."""
+    if search_words(wanted.text):
+        return _browse_words(db_path, wanted)
+    clauses, params = _browse_where(wanted)
+    where = " AND ".join(clauses) or "TRUE"
+    with connect(db_path, read_only=True) as con:
+        if wanted.arxiv_ids is not None:
+            con.register("restrict", pa.table({"arxiv_id": list(wanted.arxiv_ids)},
+                                              schema=pa.schema([("arxiv_id", pa.string())])))
+        base = f"FROM papers p LEFT JOIN reading r USING (arxiv_id) WHERE {where}"
+        total = con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+        # Order narrow rows first, then fetch the wide columns of the few kept: sorting
+        # 75k abstracts to keep 25 costs ~10x more.
+        rows = rows_of(con.execute(f"""
+            WITH top AS (SELECT p.arxiv_id, p.listed_date, coalesce(r.state, 'inbox') AS state
+                         {base} ORDER BY p.listed_date DESC NULLS LAST, p.arxiv_id DESC
+                         LIMIT ?)
+            SELECT {CARD_COLUMNS}, top.state FROM top JOIN papers p USING (arxiv_id)
+            ORDER BY top.listed_date DESC NULLS LAST, p.arxiv_id DESC""",
+            params + [wanted.limit]))
+    return [plain_record(row) for row in rows], total
+
+
+def _browse_words(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
+    """A filter with search words: matched by the search index, full cards read here."""
+    found, total = find_keyword(db_path, wanted)
+    full = cards(db_path, [card["arxiv_id"] for card in found])
+    return [full[card["arxiv_id"]] for card in found if card["arxiv_id"] in full], total
+
+
+def _browse_where(wanted: BrowseFilter) -> tuple[list[str], list]:
+    clauses, params = [], []
+    if wanted.category:
+        clauses.append("list_contains(p.categories, ?)")
+        params.append(wanted.category)
+    day = "coalesce(p.listed_date, CAST(p.published AS DATE))"
+    if wanted.date_from:
+        clauses.append(f"{day} >= ?")
+        params.append(wanted.date_from)
+    if wanted.date_to:
+        clauses.append(f"{day} <= ?")
+        params.append(wanted.date_to)
+    if wanted.states:
+        clauses.append("coalesce(r.state, 'inbox') IN (SELECT unnest(?))")
+        params.append(list(wanted.states))
+    if wanted.arxiv_ids is not None:
+        clauses.append("p.arxiv_id IN (SELECT arxiv_id FROM restrict)")
+    if wanted.family:
+        clauses.append(_family_clause(wanted.family))
+        params += [wanted.family, wanted.family, float(wanted.min_score)]
+    return clauses, params
 
 
 def find_keyword(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
@@ -41,26 +139,24 @@ def find_keyword(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
     return _cards(index, _newest(index, hits, wanted.limit)), int(hits.sum())
 
 
-def find_semantic(db_path: Path, query: str | np.ndarray, wanted: BrowseFilter = BrowseFilter(),
-                  limit: int | None = None) -> list[dict]:
-    """The papers nearest ``query`` (a text, encoded here, or a vector) among those passing
-    the filter's conditions other than its text, best first; [] without embeddings."""
-    if isinstance(query, str) and not query.strip():
-        return []
-    vector = encode_query(query) if isinstance(query, str) else query
+def find_nearest(db_path: Path, vector: np.ndarray, wanted: BrowseFilter | None = None,
+                 limit: int | None = None) -> list[dict]:
+    """The papers nearest ``vector`` (an encoded query) among those passing the filter's
+    conditions other than its text, best first; [] without embeddings."""
+    wanted = wanted or BrowseFilter()
     index = search_index.current(db_path, vectors=True)
     rows, scores = _nearest(index, vector, _passing(index, replace(wanted, text="")),
                             limit or wanted.limit)
     return _cards(index, rows, scores)
 
 
-def find_hybrid(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], int]:
+def find_hybrid(db_path: Path, wanted: BrowseFilter,
+                vector: np.ndarray | None) -> tuple[list[dict], int]:
     """Keyword hits (newest first, up to ``wanted.limit``), then the papers nearest the
     text that pass the other conditions and not already listed; and the keyword total.
     Without text, the filter's papers, as ``find_keyword``."""
-    if not search_words(wanted.text):
+    if not search_words(wanted.text) or vector is None:
         return find_keyword(db_path, wanted)
-    vector = encode_query(wanted.text)
     index = search_index.current(db_path, words=True, vectors=True)
     passing = _passing(index, replace(wanted, text=""))
     hits = passing & _containing(index, search_words(wanted.text))
@@ -87,28 +183,6 @@ def find_similar(db_path: Path, arxiv_id: str, limit: int = 10) -> list[dict]:
 def has_vectors(db_path: Path) -> bool:
     """Whether any paper has an embedding (semantic search and Similar need them)."""
     return search_index.current(db_path).vector_count > 0
-
-
-def warm_encoder() -> None:
-    """Load the query encoder and give torch one thread, for a process that encodes short
-    queries (the app): one query is ~20 ms on one thread, and 3-5x slower and erratic with
-    idle OpenMP workers contending with DuckDB and other processes for two cores. The
-    thread count is set after loading, since loading sets it to every core."""
-    import torch
-
-    encode_query("warm up")
-    torch.set_num_threads(1)
-
-
-@lru_cache(maxsize=64)
-def encode_query(text: str) -> np.ndarray:
-    """The query's embedding. Cached: Streamlit reruns the page, with the same text, on
-    every click."""
-    from pipeline.embed import embed_texts
-
-    vector = embed_texts([text])[0]
-    vector.setflags(write=False)
-    return vector
 
 
 # ---- the filter as a mask over the index's rows ----------------------------------
@@ -200,7 +274,7 @@ def _cards(index: search_index.Snapshot, rows: np.ndarray,
            scores: np.ndarray | None = None) -> list[dict]:
     found = []
     for row, record in zip(rows, index.cards.take(pa.array(rows, pa.int64())).to_pylist()):
-        card = _plain(record)
+        card = plain_record(record)
         card["state"] = index.state_names[index.states[row]]
         card["labels"] = index.labels_of(int(row))
         found.append(card)

@@ -32,8 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.embed import DIMENSIONS, ENCODER_NAME
-from pipeline.families import CODES
+from pipeline.core.text import DIMENSIONS, ENCODER_NAME
+from pipeline.core.families import CODES
 from storage.db import DatabaseBusy, connect, transaction
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import pyarrow as pa
 
-from storage.db import connect, transaction
+from storage.db import connect, plain_value, register_ids, rows_of, transaction
 
 _TEXT = ("tldr", "problem", "method", "results", "why_it_matters")
 _COLUMNS = ("arxiv_id", "backend", "model", "prompt_version", "version", *_TEXT,
@@ -78,15 +78,11 @@ def summary_for(db_path: Path, arxiv_ids: Iterable[str]) -> dict[str, dict]:
     if not wanted:
         return {}
     with connect(db_path, read_only=True) as con:
-        con.register("wanted", pa.table({"arxiv_id": wanted}, schema=pa.schema(
-            [("arxiv_id", pa.string())])))
-        cursor = con.execute(_BEST)
-        names = [column[0] for column in cursor.description]
-        rows = cursor.fetchall()
+        register_ids(con, wanted)
+        records = rows_of(con.execute(_BEST))
     found = {}
-    for row in rows:
-        record = dict(zip(names, row))
-        record["created_at"] = record["created_at"].astimezone(timezone.utc).isoformat()
+    for record in records:
+        record["created_at"] = plain_value(record["created_at"])
         record["fallback_fields"] = list(record["fallback_fields"] or [])
         found[record["arxiv_id"]] = record
     return found

@@ -2,15 +2,18 @@
 effect is checked in the database."""
 from __future__ import annotations
 
+from storage.search import BrowseFilter
+from storage.families import families_for
+from tests.helpers import nearest_ids, similar_ids, states_of
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import queue
+from pipeline.core import weeks
 from storage import reading
 from storage.db import connect
-from tests.test_reading_helpers import store_embeddings, store_families, store_real_papers
+from tests.helpers import store_embeddings, store_families, store_real_papers
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ("ui/this_week.py", "ui/inbox.py", "ui/reading_queue.py", "ui/browse.py",
@@ -56,7 +59,7 @@ def test_every_page_renders_on_a_filled_database(settings, filled, page):
 
 def test_this_week_marks_the_pick_read_with_rating_and_notes(settings, filled):
     app = _open()
-    pick = reading.get_pick(settings.db_path, queue.current_week())
+    pick = reading.get_pick(settings.db_path, weeks.current_week())
     assert pick is not None and pick["title"].split()[0] in _text(app).replace("\\", "")
     assert "Why this one" in _text(app)
     app.button[0].click().run()  # Start reading
@@ -78,7 +81,7 @@ def test_this_week_marks_the_pick_read_with_rating_and_notes(settings, filled):
 
 def test_this_week_swap_and_skip(settings, filled):
     app = _open()
-    week = queue.current_week()
+    week = weeks.current_week()
     pick = reading.get_pick(settings.db_path, week)
     runner = pick["runners_up"][0]
     app.button(key=f"swap_{runner}").click().run()
@@ -96,7 +99,7 @@ def test_inbox_queue_and_dismiss(settings, filled):
     first, second = shown[:2]
     app.button(key=f"queue_{first}").click().run()
     app.button(key=f"dismiss_{second}").click().run()
-    states = reading.states_for(settings.db_path, [first, second])
+    states = states_of(settings.db_path, [first, second])
     assert states == {first: "queued", second: "dismissed"}
     assert f"Dismissed {second}" in _text(app)
 
@@ -104,7 +107,7 @@ def test_inbox_queue_and_dismiss(settings, filled):
 def test_queue_page_moves_and_removes(settings, filled):
     ids = [paper.arxiv_id for paper in filled[:3]]
     # A pick already chosen, so opening the app does not take the queue's first paper.
-    reading.set_pick(settings.db_path, queue.current_week(), filled[9].arxiv_id, "reader")
+    reading.set_pick(settings.db_path, weeks.current_week(), filled[9].arxiv_id, "reader")
     reading.queue_add(settings.db_path, ids)
     app = _open("ui/reading_queue.py")
     app.button(key=f"top_{ids[2]}").click().run()
@@ -121,19 +124,19 @@ def test_browse_search_and_queue(settings, filled):
     expected = [p for p in filled if "segmentation" in (p.title + p.abstract).lower()]
     assert f"{len(expected):,} keyword/filter matches" in _text(app)
     app.button(key=f"bq_{expected[0].arxiv_id}").click().run()
-    assert reading.states_for(settings.db_path, [expected[0].arxiv_id])[expected[0].arxiv_id] == "queued"
+    assert states_of(settings.db_path, [expected[0].arxiv_id])[expected[0].arxiv_id] == "queued"
     assert f"{expected[0].arxiv_id}: queued." in _text(app)
 
 
 def test_progress_shows_history_and_notes(settings, filled):
-    reading.mark_read(settings.db_path, filled[0].arxiv_id, queue.current_week(), 5, "*my* note")
+    reading.mark_read(settings.db_path, filled[0].arxiv_id, weeks.current_week(), 5, "*my* note")
     app = _open("ui/progress.py")
     assert [m.value for m in app.metric][:2] == ["1", "1 wk"]
     assert "*my* note" in [m.value for m in app.markdown]
 
 
 def test_runs_page_shows_the_run_log(settings, filled):
-    from storage.papers import finish_run, start_run
+    from storage.runs import finish_run, start_run
 
     run_id = start_run(settings.db_path, "run", ("cs.CL",))
     finish_run(settings.db_path, run_id, {"status": "done", "exit_code": 1, "announced": 12,
@@ -146,8 +149,7 @@ def test_runs_page_shows_the_run_log(settings, filled):
 
 def test_a_killed_run_is_shown_as_stopped_and_closed_by_the_next(settings, filled):
     import os
-    from pipeline.run import run_in_progress
-    from storage.papers import close_interrupted_runs, recent_runs, start_run
+    from storage.runs import close_interrupted_runs, recent_runs, run_in_progress, start_run
 
     start_run(settings.db_path, "run", ("cs.CL",))  # a run that never finished
     (settings.home / "run.lock").write_text(str(os.getpid()))
@@ -162,7 +164,7 @@ def test_a_killed_run_is_shown_as_stopped_and_closed_by_the_next(settings, fille
 
 
 def test_untrusted_paper_text_is_escaped(settings):
-    from pipeline.paper import Paper
+    from pipeline.core.paper import Paper
     from storage.papers import upsert_papers
     from ui.common import md_escape
 
@@ -189,7 +191,7 @@ def test_demo_database_is_labeled(settings, monkeypatch):
 
 
 def test_browse_semantic_search_and_similar_papers(settings, filled):
-    from pipeline.embed import embed_texts, paper_text
+    from pipeline.stages.encoder import embed_texts, paper_text
 
     vectors = embed_texts([paper_text(p.title, p.abstract) for p in filled])
     store_embeddings(settings.db_path, filled, vectors)
@@ -198,13 +200,13 @@ def test_browse_semantic_search_and_similar_papers(settings, filled):
     query = "removing rain from photographs"  # no paper has all these words
     app.text_input(key="browse_text").input(query).run()
     assert not app.exception
-    nearest = reading.semantic_search(settings.db_path, embed_texts([query])[0],
-                                      reading.BrowseFilter(), 1)[0][0]
+    nearest = nearest_ids(settings.db_path, embed_texts([query])[0],
+                                      BrowseFilter(), 1)[0][0]
     shown = [b.key.removeprefix("bs_") for b in app.button if (b.key or "").startswith("bs_")]
     count = next(c.value for c in app.caption if "keyword/filter matches" in c.value)
     assert count.startswith("0 keyword/filter matches") and shown[0] == nearest
     app.button(key=f"bs_{nearest}").click().run()
-    similar = reading.similar_papers(settings.db_path, nearest, 1)[0][0]
+    similar = similar_ids(settings.db_path, nearest, 1)[0][0]
     sidebar = "\n".join(m.value for m in app.sidebar.markdown)
     assert f"`{similar}`" in sidebar
 
@@ -219,7 +221,7 @@ def test_app_command_refuses_a_bad_port(settings, capsys):
 def test_inbox_groups_by_family_and_corrects_labels(settings, filled):
     store_families(settings.db_path, {filled[-1].arxiv_id: ["VLM"], filled[-2].arxiv_id: ["VLM", "MoE"],
                                       filled[-3].arxiv_id: []})
-    reading.set_pick(settings.db_path, queue.current_week(), filled[0].arxiv_id, "reader")
+    reading.set_pick(settings.db_path, weeks.current_week(), filled[0].arxiv_id, "reader")
     app = _open("ui/inbox.py")
     options = app.segmented_control(key="inbox_family").options
     assert options[:2] == ["MoE (1)", "VLM (2)"]
@@ -229,7 +231,7 @@ def test_inbox_groups_by_family_and_corrects_labels(settings, filled):
     app.multiselect(key=f"labels_{target}").set_value(["SAM", "VLM"])
     app.button(key=f"save_labels_{target}").click().run()
     assert not app.exception
-    assert reading.families_of(settings.db_path, [target])[target]["labels"] == ["SAM", "VLM"]
+    assert families_for(settings.db_path, [target])[target]["labels"] == ["SAM", "VLM"]
     assert f"Labels of {target} saved: SAM, VLM." in _text(app)
 
 

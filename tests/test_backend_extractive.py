@@ -8,11 +8,11 @@ import lzma
 import numpy as np
 import pytest
 
-from conftest import LISTINGS
-from pipeline.backends.extractive import (ExtractiveSummarizer, lexical_scores, pick_fields,
+from tests.helpers import LISTINGS
+from pipeline.stages.summaries.extractive import (ExtractiveSummarizer, lexical_scores, pick_fields,
                                           split_sentences)
-from pipeline.paper import Paper
-from pipeline.summarize import FIELDS
+from pipeline.core.paper import Paper
+from pipeline.stages.summaries.summary import FIELDS
 
 
 @pytest.mark.parametrize("text, expected", [

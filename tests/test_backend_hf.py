@@ -1,24 +1,20 @@
 """The hf backend on tiny random models built here from a config (no download, no GPU)."""
 from __future__ import annotations
 
-import itertools
 import json
-import lzma
 
 import pytest
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from conftest import LISTINGS  # noqa: E402
-from pipeline.backends.hf import (HFSummarizer, choose_device, choose_dtype,  # noqa: E402
-                                  cpu_supports_bf16, generate_halving)
-from pipeline.cli import main  # noqa: E402
-from pipeline.paper import Paper  # noqa: E402
-from pipeline.summarize import BackendUnavailable  # noqa: E402
-from prompts import summary_text  # noqa: E402
-from storage.papers import upsert_papers  # noqa: E402
-from storage.summaries import summary_for  # noqa: E402
+from pipeline.cli import main
+from pipeline.stages.summaries.hf import (HFSummarizer, choose_device, choose_dtype,
+                                          cpu_supports_bf16, generate_halving)
+from pipeline.stages.summaries.summary import BackendUnavailable
+from prompts import summary_text
+from storage.papers import upsert_papers
+from storage.summaries import summary_for
+from tests.helpers import first_papers
 
 CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
                  "\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
@@ -57,13 +53,6 @@ def models(tmp_path_factory) -> dict[str, str]:
     return {"llama": _save(llama, tokenizer, root / "llama"),
             "qwen2": _save(qwen, _tokenizer(chat=False), root / "qwen2"),
             "t5": _save(t5, _tokenizer(chat=False), root / "t5")}
-
-
-def _papers(count: int) -> list[Paper]:
-    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in itertools.islice(handle, count)]
-    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
-            for row in rows]
 
 
 PROMPTS = ["Summarize: sparse experts.", "x", "A much longer prompt about masked diffusion "
@@ -144,7 +133,7 @@ def test_out_of_memory_at_batch_one_and_other_errors_are_raised():
 # ---- prompts and parsing -------------------------------------------------------------
 
 def test_chat_template_is_used_when_present_and_plain_prompt_otherwise(models):
-    paper = _papers(1)[0]
+    paper = first_papers(1)[0]
     chat = HFSummarizer(model=models["llama"]).prompt_for(paper)
     assert chat.startswith("<|system|>You summarize arXiv papers")
     assert chat.endswith("</paper>\n<|assistant|>")
@@ -153,7 +142,7 @@ def test_chat_template_is_used_when_present_and_plain_prompt_otherwise(models):
 
 
 def test_random_model_output_falls_back_to_abstract_sentences(models):
-    papers = _papers(2)
+    papers = first_papers(2)
     summaries = HFSummarizer(model=models["llama"], max_new_tokens=8).summarize(papers)
     for paper, summary in zip(papers, summaries):
         assert summary.backend == "hf" and summary.extractive is False
@@ -168,7 +157,7 @@ def test_random_model_output_falls_back_to_abstract_sentences(models):
 def test_cli_hf_on_a_local_folder_end_to_end_with_staleness(models, settings, monkeypatch,
                                                             capsys):
     monkeypatch.setenv("OCTET_MAX_NEW_TOKENS", "8")
-    papers = _papers(2)
+    papers = first_papers(2)
     upsert_papers(settings.db_path, papers)
     argv = ["summarize", "--backend", "hf", "--model", models["llama"], "--device", "cpu",
             "--batch-size", "2", "--json"]
@@ -192,7 +181,7 @@ def test_cli_hf_on_a_local_folder_end_to_end_with_staleness(models, settings, mo
 
 
 def test_a_model_that_cannot_be_loaded_names_the_fix(settings, tmp_path, capsys):
-    upsert_papers(settings.db_path, _papers(1))
+    upsert_papers(settings.db_path, first_papers(1))
     code = main(["summarize", "--backend", "hf", "--model", str(tmp_path / "no-such-model")])
     assert code == 2
     assert "pass --model with a local folder or a Hugging Face id" in capsys.readouterr().err

@@ -1,20 +1,17 @@
 """The openai backend against a local HTTP server speaking /v1/chat/completions."""
 from __future__ import annotations
 
-import itertools
 import json
-import lzma
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import LISTINGS
-from pipeline.backends.openai import OpenAISummarizer
-from pipeline.cli import main
-from pipeline.paper import Paper
-from pipeline.summarize import BackendUnavailable, Summary, SummaryFailure
 from storage.papers import upsert_papers
+from tests.helpers import first_papers
+from pipeline.stages.summaries.openai import OpenAISummarizer
+from pipeline.cli import main
+from pipeline.stages.summaries.summary import BackendUnavailable, Summary, SummaryFailure
 from storage.summaries import summary_for
 
 REPLY = {"tldr": "A router for sparse experts.", "problem": "Load imbalance.",
@@ -90,20 +87,13 @@ def server():
     chat.server_close()
 
 
-def _papers(count: int) -> list[Paper]:
-    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in itertools.islice(handle, count)]
-    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
-            for row in rows]
-
-
 def _client(server, **options) -> OpenAISummarizer:
     return OpenAISummarizer(model="tiny-chat", base_url=server.base_url, retry_delay=0.01,
                             **options)
 
 
 def test_each_paper_becomes_one_request_and_one_parsed_summary(server):
-    papers = _papers(3)
+    papers = first_papers(3)
     results = _client(server, api_key="sekret", max_new_tokens=99).summarize(papers)
     assert [summary.arxiv_id for summary in results] == [paper.arxiv_id for paper in papers]
     for summary in results:
@@ -119,18 +109,18 @@ def test_each_paper_becomes_one_request_and_one_parsed_summary(server):
 
 
 def test_concurrency_is_bounded(server):
-    _client(server, concurrency=2).summarize(_papers(7))
+    _client(server, concurrency=2).summarize(first_papers(7))
     assert len(server.requests) == 7 and server.max_in_flight == 2
 
 
 def test_server_errors_are_retried(server):
     server.failures_left = 2
-    results = _client(server, retries=3).summarize(_papers(1))
+    results = _client(server, retries=3).summarize(first_papers(1))
     assert isinstance(results[0], Summary) and len(server.requests) == 3
 
 
 def test_a_rejected_paper_fails_alone_and_others_succeed(server):
-    papers = _papers(3)
+    papers = first_papers(3)
     server.reject_marker = " ".join(papers[1].abstract.split())[:40]
     results = _client(server).summarize(papers)
     assert isinstance(results[0], Summary) and isinstance(results[2], Summary)
@@ -140,13 +130,13 @@ def test_a_rejected_paper_fails_alone_and_others_succeed(server):
 
 def test_retries_run_out_into_a_failure_naming_the_last_status(server):
     server.failures_left = 10
-    result = _client(server, retries=1).summarize(_papers(1))[0]
+    result = _client(server, retries=1).summarize(first_papers(1))[0]
     assert isinstance(result, SummaryFailure) and "failed 2 times (last: HTTP 503)" in result.error
 
 
 def test_unparseable_reply_falls_back_to_abstract_sentences(server):
     server.reply = "I cannot comply."
-    paper = _papers(1)[0]
+    paper = first_papers(1)[0]
     summary = _client(server).summarize([paper])[0]
     assert summary.tldr and summary.tldr in " ".join(paper.abstract.split())
     assert "tldr" in summary.fallback_fields
@@ -156,7 +146,7 @@ def test_no_server_is_backend_unavailable_naming_the_setting():
     client = OpenAISummarizer(model="m", base_url="http://127.0.0.1:9/v1", retries=1,
                               retry_delay=0.01, timeout=2)
     with pytest.raises(BackendUnavailable, match="OCTET_OPENAI_BASE_URL"):
-        client.summarize(_papers(2))
+        client.summarize(first_papers(2))
 
 
 def test_cli_openai_end_to_end_with_failure_retried_next_run(server, settings, monkeypatch,
@@ -165,7 +155,7 @@ def test_cli_openai_end_to_end_with_failure_retried_next_run(server, settings, m
     monkeypatch.setenv("OCTET_HTTP_RETRIES", "0")
     monkeypatch.setenv("OCTET_API_KEY_FOR_TEST", "k1")
     monkeypatch.setenv("OCTET_OPENAI_API_KEY_ENV", "OCTET_API_KEY_FOR_TEST")
-    papers = _papers(3)
+    papers = first_papers(3)
     upsert_papers(settings.db_path, papers)
     server.reject_marker = " ".join(papers[0].abstract.split())[:40]
     argv = ["summarize", "--backend", "openai", "--model", "tiny-chat", "--json"]

@@ -9,12 +9,11 @@ import bibtexparser
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from pipeline import export
+from pipeline.stages import export
 from pipeline.cli import main
-from pipeline.paper import Paper, clean_text
-from storage import notes as store
+from pipeline.core.paper import Paper, clean_text
 from storage.papers import upsert_papers
-from tests.conftest import real_listings
+from tests.helpers import real_listings, set_reading
 
 HOSTILE_TITLES = [r"$\alpha$-Nets: {Unbalanced \textbf{x} 100% & #1 _ ~ ^ }}",
                   "🚀 Rocket 👨‍👩‍👧 Models", "Ångström Über Čapek ß Øre — “quoted” … ≤ 5 × 3",
@@ -41,7 +40,7 @@ def papers(settings):
                      doi="10.1000/x_y{z}" if n % 3 == 0 else None)
                for n, title in enumerate(HOSTILE_TITLES)]
     upsert_papers(settings.db_path, real + hostile)
-    store.save_reading(settings.db_path, [{"arxiv_id": paper.arxiv_id, "state": "read"}
+    set_reading(settings.db_path, [{"arxiv_id": paper.arxiv_id, "state": "read"}
                                           for paper in real + hostile])
     return real + hostile
 
@@ -90,7 +89,7 @@ def test_keys_are_stable_across_runs_and_unique(settings, papers):
                      authors=("Jürgen Schmidhuber",), primary_category="cs.LG",
                      published=datetime(2026, 1, 1, tzinfo=timezone.utc))
     upsert_papers(settings.db_path, [newcomer])
-    store.save_reading(settings.db_path, [{"arxiv_id": "2501.00001", "state": "read"}])
+    set_reading(settings.db_path, [{"arxiv_id": "2501.00001", "state": "read"}])
     second = {e.fields_dict["eprint"].value: e.key for e in parse(export.bibtex(settings)[0]).entries}
     assert {arxiv_id: second[arxiv_id] for arxiv_id in first} == first
     assert second["2501.00001"] == first["2601.90001"] + "b"

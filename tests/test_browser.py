@@ -3,6 +3,8 @@ pick read with a rating and a note, check the database, keep a screenshot of eve
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import queue
+from pipeline.core import weeks
 from storage import reading
-from tests.test_reading_helpers import store_real_papers
+from tests.helpers import store_real_papers
 
 REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -49,7 +51,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> 
 @pytest.fixture
 def running_app(settings, octet_home):
     papers = store_real_papers(settings.db_path, 30)
-    from storage.papers import finish_run, start_run
+    from storage.runs import finish_run, start_run
 
     # Something on every page: a queue (the pick comes from it) and one run in the log.
     reading.queue_add(settings.db_path, [paper.arxiv_id for paper in papers[:4]])
@@ -58,26 +60,30 @@ def running_app(settings, octet_home):
                                           "fetched": 30, "new": 30, "duration_seconds": 41.2})
     port = _free_port()
     environment = dict(os.environ, OCTET_HOME=str(octet_home), PYTHONPATH=str(REPO))
+    # Its own process group: `octet app` starts Streamlit as a child, and the whole group
+    # must stop with the test, or a server keeps the port after the suite.
     process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "app", "--port", str(port)],
                                cwd=REPO, env=environment, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process)
         yield url, papers
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def test_mark_the_pick_read_in_a_real_browser(settings, running_app):
     from playwright.sync_api import expect, sync_playwright
 
     url, papers = running_app
-    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # a fresh folder: only this run's pictures
+    ARTIFACTS.mkdir(parents=True)
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
@@ -85,7 +91,7 @@ def test_mark_the_pick_read_in_a_real_browser(settings, running_app):
         page.goto(url)
         expect(page.get_by_text("Why this one")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "this-week.png"), full_page=True)
-        pick = reading.get_pick(settings.db_path, queue.current_week())
+        pick = reading.get_pick(settings.db_path, weeks.current_week())
         assert pick is not None and pick["status"] == "pick"
         assert pick["arxiv_id"] == papers[0].arxiv_id  # the queue comes first
 
@@ -99,7 +105,7 @@ def test_mark_the_pick_read_in_a_real_browser(settings, running_app):
         stored = reading.reading_of(settings.db_path, pick["arxiv_id"])
         assert (stored["state"], stored["rating"], stored["notes"]) == (
             "read", 4, "Read in a **real** browser.")
-        assert reading.get_pick(settings.db_path, queue.current_week())["status"] == "read"
+        assert reading.get_pick(settings.db_path, weeks.current_week())["status"] == "read"
 
         for name in PAGES:
             page.goto(f"{url}/{name}")
@@ -108,5 +114,4 @@ def test_mark_the_pick_read_in_a_real_browser(settings, running_app):
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
             assert not page.locator('[data-testid="stException"]').count(), name
         browser.close()
-    assert sorted(p.name for p in ARTIFACTS.glob("*.png")) >= sorted(
-        f"{name}.png" for name in PAGES)
+    assert {p.name for p in ARTIFACTS.glob("*.png")} >= {f"{name}.png" for name in PAGES}

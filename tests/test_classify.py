@@ -8,13 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline import classify
+from pipeline.stages import families as classify
 from pipeline.cli import main
-from pipeline.families import CODES
-from pipeline.paper import Paper, split_id
+from pipeline.core.families import CODES
+from pipeline.core.paper import Paper, split_id
 from storage import families as store
 from storage.papers import upsert_papers
-from tests.conftest import LABELED_DEV, real_listings
+from tests.helpers import LABELED_DEV, real_listings
 
 
 def _paper(row: dict, version: int | None = None, abstract: str | None = None) -> Paper:
@@ -121,9 +121,12 @@ def test_embeddings_are_reused_for_similarity(settings, day_rows):
     classify.run_stage(settings, {})
     ids, matrix = store.embeddings_for(settings.db_path, [papers[2].arxiv_id, "0000.00000"])
     assert ids == [papers[2].arxiv_id] and matrix.shape == (1, 384)
-    assert np.linalg.norm(matrix[0]) == pytest.approx(1.0, abs=1e-3)
+    # Unit length to the precision of the encoder's dtype: bf16 (on CPUs with native bf16
+    # and on GPUs) keeps 8 bits of mantissa, so the norm can be off by a few tenths of a
+    # percent there; float32 is exact to 1e-6.
+    assert np.linalg.norm(matrix[0]) == pytest.approx(1.0, abs=1e-2)
     hits = store.nearest(settings.db_path, matrix[0], limit=3)
-    assert hits[0][0] == papers[2].arxiv_id and hits[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert hits[0][0] == papers[2].arxiv_id and hits[0][1] == pytest.approx(1.0, abs=1e-2)
     assert len(hits) == 3 and hits[1][1] < hits[0][1]
     others = store.nearest(settings.db_path, matrix[0], limit=10, exclude=[papers[2].arxiv_id],
                            arxiv_ids=[p.arxiv_id for p in papers[:2]] + [papers[2].arxiv_id])

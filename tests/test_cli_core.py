@@ -6,7 +6,7 @@ import lzma
 
 import pytest
 
-from conftest import real_listings
+from tests.helpers import real_listings
 from pipeline.cli import main
 from storage import papers as store
 
@@ -37,7 +37,7 @@ def test_bad_config_file_is_exit_2(octet_home, capsys):
 
 
 def test_config_file_env_and_flags_layer_in_order(octet_home, monkeypatch, tmp_path):
-    from pipeline.config import load_settings
+    from pipeline.core.settings import load_settings
     octet_home.mkdir(parents=True)
     (octet_home / "config.toml").write_text('categories = ["cs.RO"]\narxiv_delay = 5\n')
     settings = load_settings()
@@ -111,6 +111,6 @@ def test_global_flags_work_before_or_after_the_command(tmp_path, capsys):
 
 
 def test_every_known_stage_setting_names_a_stage_of_the_job():
-    from pipeline.config import KNOWN_STAGES, Settings
-    from pipeline.run import STAGES
+    from pipeline.core.settings import KNOWN_STAGES, Settings
+    from pipeline.job import STAGES
     assert tuple(name for name, _ in STAGES) == KNOWN_STAGES == Settings().stages

@@ -8,10 +8,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from pipeline import export
+from tests.helpers import set_reading
+
+from pipeline.stages import export
 from pipeline.cli import main
-from pipeline.paper import Paper
-from storage import notes as store
+from pipeline.core.paper import Paper
 from storage.papers import upsert_papers
 
 
@@ -24,7 +25,7 @@ def listed(settings):
                     authors=("Grace Hopper",), primary_category="cs.CL"),
               Paper(arxiv_id="2601.00003", version=1, title="Inbox", primary_category="cs.CV")]
     upsert_papers(settings.db_path, papers)
-    store.save_reading(settings.db_path, [
+    set_reading(settings.db_path, [
         {"arxiv_id": "2601.00001", "state": "read", "rating": 5, "read_on": date(2026, 11, 2),
          "week": "2026-W45"},
         {"arxiv_id": "2601.00002", "state": "queued"}])

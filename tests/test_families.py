@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import classify
-from pipeline.families import BY_CODE, CODES, FAMILIES, family, normalize_labels
-from tests.conftest import real_listings
+from pipeline.stages import families as classify
+from pipeline.core.families import BY_CODE, CODES, FAMILIES, family, normalize_labels
+from tests.helpers import real_listings
 
 # Real papers from ../shared/data that are not in the shipped training data, with the label
 # set the written rules give them (each is a trap or its plain counterpart).

@@ -1,6 +1,7 @@
 """`octet run` and `octet fetch` against a local server that speaks arXiv, with faults."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from arxiv_server import ReplayServer
-from conftest import FIXTURES, REPO, real_listings
+from tests.arxiv_server import ReplayServer
+from tests.helpers import FIXTURES, REPO, real_listings
 from pipeline.cli import main
 from storage.db import connect
 
@@ -218,6 +219,7 @@ def test_backfill_pages_through_a_date_range(server, octet_home, capsys):
     assert "swap them" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_loses_and_doubles_nothing(server, octet_home):
     rows = real_listings(day="2026-06-02")
     server.replay.set_day(rows, DAY)
@@ -273,3 +275,45 @@ def test_missed_days_are_filled_from_the_api(server, octet_home, capsys):
     stored = {row[0] for row in db_rows(octet_home, "SELECT arxiv_id FROM papers")}
     assert {row["id"] for row in in_categories} <= stored
     assert {row["id"] for row in today + first} <= stored
+
+
+def test_fetch_ids_stores_the_named_papers_and_runs_the_stages(server, octet_home, capsys,
+                                                                monkeypatch):
+    rows = real_listings(day="2025-05-27")[:12]
+    server.replay.set_day(rows, DAY)
+    wanted = [rows[3]["id"], rows[7]["id"]]
+    monkeypatch.setenv("OCTET_STAGES", "summarize")
+    # Any usual id form: a version, an arxiv.org URL.
+    assert main(["fetch", "--ids", f"{wanted[0]}v1,https://arxiv.org/abs/{wanted[1]}",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ids"] == wanted and report["new"] == 2 and "summarize" in report["stages"]
+    stored = db_rows(octet_home, "SELECT arxiv_id, hydrated, len(authors) > 0 FROM papers "
+                                 "ORDER BY arxiv_id")
+    assert stored == [(arxiv_id, True, True) for arxiv_id in sorted(wanted)]
+    assert db_rows(octet_home, "SELECT count(*) FROM summaries") == [(2,)]
+    assert all("id_list=" in path for path in server.replay.paths("/api"))
+    assert main(["show", wanted[0]]) == 0
+
+
+def test_fetch_ids_names_an_id_arxiv_does_not_know_and_keeps_the_others(server, octet_home,
+                                                                         capsys):
+    rows = real_listings(day="2025-05-27")[:3]
+    server.replay.set_day(rows, DAY)
+    assert main(["fetch", "--ids", f"{rows[0]['id']},2501.99999"]) == 1
+    out = capsys.readouterr().out
+    assert "arXiv has no paper 2501.99999" in out
+    assert db_rows(octet_home, "SELECT arxiv_id FROM papers") == [(rows[0]["id"],)]
+
+
+def test_fetch_ids_refuses_what_is_not_an_id(server, capsys):
+    assert main(["fetch", "--ids", "not-an-id"]) == 2
+    assert "not-an-id" in capsys.readouterr().err
+    assert main(["fetch", "--ids", " , "]) == 2
+    assert "--ids is empty" in capsys.readouterr().err
+    assert server.replay.paths("/api") == []
+
+
+def test_show_points_at_fetch_ids_for_a_paper_not_stored(settings, capsys):
+    assert main(["show", "2501.00001"]) == 2
+    assert "octet fetch --ids 2501.00001" in capsys.readouterr().err

@@ -12,17 +12,20 @@ import unicodedata
 from unittest import mock
 
 import pytest
+
+from tests.helpers import set_reading
 import yaml
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from pipeline import export
-from pipeline import notes as note_files
+from pipeline.stages import export
+from pipeline.stages import obsidian as note_files
 from pipeline.cli import main
-from pipeline.paper import Paper
-from pipeline.sources import read_jsonl
-from pipeline.summarize import (FIELDS, MAX_FIELD_CHARACTERS, Summary, parse_replies,
-                                parse_summary)
-from storage import notes as store
+from pipeline.core.paper import Paper
+from pipeline.stages.sources import read_jsonl
+from pipeline.stages.summaries.replies import parse_replies
+from pipeline.stages.summaries.summary import FIELDS, MAX_FIELD_CHARACTERS, Summary, parse_summary
+from storage import export as store
+from storage import reading
 from storage.papers import existing_versions, upsert_papers
 
 FAST = hypothesis_settings(max_examples=150, deadline=None,
@@ -189,7 +192,7 @@ class FakeExtractive:
 def test_parse_replies_pays_for_the_fallback_only_where_needed(texts):
     papers = [Paper(arxiv_id=f"2601.{n:05d}", version=1, title=f"T{n}") for n in range(len(texts))]
     ASKED.clear()
-    with mock.patch("pipeline.backends.extractive.ExtractiveSummarizer", FakeExtractive):
+    with mock.patch("pipeline.stages.summaries.extractive.ExtractiveSummarizer", FakeExtractive):
         parsed = parse_replies(texts, papers)
     assert len(parsed) == len(texts)
     needy = [paper.arxiv_id for paper, text in zip(papers, texts)
@@ -233,7 +236,7 @@ def test_regression_all_empty_json_answer_falls_back_instead_of_reading_json_as_
 
 GOOD = ("2601.00001", "2601.00002")
 BAD = ("2601.00003", "2601.00004", "2601.00005")
-STATES = store.READING_STATES
+STATES = reading.STATES
 
 
 @pytest.fixture
@@ -243,7 +246,7 @@ def vault(settings, tmp_path):
                     authors=("Ada Lovelace",), primary_category="cs.LG")
               for arxiv_id in GOOD + BAD]
     upsert_papers(settings.db_path, papers)
-    store.save_reading(settings.db_path, [
+    set_reading(settings.db_path, [
         {"arxiv_id": paper.arxiv_id, "state": "queued", "rating": 2,
          "notes": f"Stored note of {paper.arxiv_id}."} for paper in papers])
     folder = tmp_path / "vault"

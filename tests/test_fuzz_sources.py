@@ -6,8 +6,8 @@ import json
 from arxiv import _feed as arxiv_feed
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import FIXTURES
-from pipeline.sources import (BadEntry, FeedError, MalformedResponse, check_xml,
+from tests.helpers import FIXTURES
+from pipeline.stages.sources import (BadEntry, FeedError, MalformedResponse, check_xml,
                               paper_from_result, parse_rss, read_jsonl)
 
 RSS = (FIXTURES / "rss_quant-ph_2025-04-28.xml").read_bytes()[:20000]

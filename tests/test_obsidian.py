@@ -11,13 +11,16 @@ import pytest
 import yaml
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from pipeline import export
-from pipeline import notes as note_files
+from pipeline.stages import export
+from pipeline.stages import obsidian as note_files
 from pipeline.cli import main
-from pipeline.paper import Paper, clean_text
-from storage import notes as store
+from pipeline.core.paper import Paper, clean_text
+from pipeline.core import weeks
+from pipeline.core.weeks import current_week
+from storage import export as store
+from storage import reading
 from storage.papers import upsert_papers
-from tests.conftest import real_listings
+from tests.helpers import real_listings, set_reading
 
 HOSTILE = ["../../x", "..\\..\\evil", "CON", "con.txt", "nul", "x" * 400, "é" * 300,
            '/ : * ? " < > |', r"$\alpha$-Nets: {Unbalanced \textbf{x} 100% & #1 _ ~ ^",
@@ -40,13 +43,13 @@ def library(settings):
     papers = [paper_from_row(row) for row in real_listings(limit=6)]
     upsert_papers(settings.db_path, papers)
     ids = [paper.arxiv_id for paper in papers]
-    store.save_reading(settings.db_path, [
+    set_reading(settings.db_path, [
         {"arxiv_id": ids[0], "state": "read", "rating": 4, "notes": "Stored note.",
          "read_on": date(2026, 11, 20), "week": "2026-W47"},
         {"arxiv_id": ids[1], "state": "read", "rating": 2, "read_on": date(2026, 11, 12),
          "week": "2026-W46"},
         {"arxiv_id": ids[2], "state": "queued"}, {"arxiv_id": ids[3], "state": "queued"}])
-    store.save_pick(settings.db_path, export.current_week(settings.timezone), ids[4])
+    reading.set_pick(settings.db_path, current_week(settings.timezone), ids[4], "reader")
     return papers
 
 
@@ -90,7 +93,7 @@ def test_hostile_titles_all_land_inside_the_vault(settings, tmp_path):
     papers = [Paper(arxiv_id=f"2601.{90000 + n}", version=1, title=title, authors=("A B",),
                     primary_category="cs.LG") for n, title in enumerate(HOSTILE)]
     upsert_papers(settings.db_path, papers)
-    store.save_reading(settings.db_path, [{"arxiv_id": p.arxiv_id, "state": "queued"}
+    set_reading(settings.db_path, [{"arxiv_id": p.arxiv_id, "state": "queued"}
                                           for p in papers])
     vault = tmp_path / "vault"
     report = export.export_obsidian(settings, vault)
@@ -107,7 +110,7 @@ def test_hostile_titles_all_land_inside_the_vault(settings, tmp_path):
 def test_colliding_titles_get_unique_stable_names(settings, tmp_path):
     first = Paper(arxiv_id="2601.00002", version=1, title="Attention", primary_category="cs.LG")
     upsert_papers(settings.db_path, [first])
-    store.save_reading(settings.db_path, [{"arxiv_id": "2601.00002", "state": "queued"}])
+    set_reading(settings.db_path, [{"arxiv_id": "2601.00002", "state": "queued"}])
     vault = tmp_path / "vault"
     export.export_obsidian(settings, vault)
     assert (vault / "Octet/Papers/Attention.md").is_file()
@@ -115,7 +118,7 @@ def test_colliding_titles_get_unique_stable_names(settings, tmp_path):
     # first note keeps its name, the newcomer gets its id appended.
     second = Paper(arxiv_id="2601.00001", version=1, title="ATTENTION", primary_category="cs.LG")
     upsert_papers(settings.db_path, [second])
-    store.save_reading(settings.db_path, [{"arxiv_id": "2601.00001", "state": "queued"}])
+    set_reading(settings.db_path, [{"arxiv_id": "2601.00001", "state": "queued"}])
     export.export_obsidian(settings, vault)
     names = sorted(path.name for path in (vault / "Octet/Papers").glob("*.md"))
     assert names == ["ATTENTION (2601.00001).md", "Attention.md"]
@@ -127,7 +130,7 @@ def test_colliding_titles_get_unique_stable_names(settings, tmp_path):
 def test_a_note_the_reader_wrote_is_never_overwritten(settings, tmp_path):
     paper = Paper(arxiv_id="2601.00003", version=1, title="My Idea", primary_category="cs.LG")
     upsert_papers(settings.db_path, [paper])
-    store.save_reading(settings.db_path, [{"arxiv_id": paper.arxiv_id, "state": "queued"}])
+    set_reading(settings.db_path, [{"arxiv_id": paper.arxiv_id, "state": "queued"}])
     folder = tmp_path / "vault/Octet/Papers"
     folder.mkdir(parents=True)
     (folder / "my idea.md").write_text("the reader's own note\n", encoding="utf-8")
@@ -154,7 +157,7 @@ def test_frontmatter_parses_and_says_what_the_database_says(settings, library, t
     assert "octet" in data["tags"] and read.title in data["aliases"]
     assert isinstance(data["families"], list)
     pick = frontmatter(note_path(vault, library[4].arxiv_id))
-    assert pick["state"] == "pick" and pick["week"] == export.current_week(settings.timezone)
+    assert pick["state"] == "pick" and pick["week"] == current_week(settings.timezone)
     assert library[5].arxiv_id not in export.scan_papers(vault / "Octet/Papers")[0]
 
 
@@ -292,7 +295,7 @@ def test_import_round_trip(settings, library, tmp_path):
 def test_import_leaves_what_the_app_changed_since(settings, library, tmp_path):
     vault = tmp_path / "vault"
     export.export_obsidian(settings, vault)
-    store.save_reading(settings.db_path, [{"arxiv_id": library[0].arxiv_id, "state": "read",
+    set_reading(settings.db_path, [{"arxiv_id": library[0].arxiv_id, "state": "read",
                                            "rating": 1, "notes": "Changed in the app."}])
     report = export.import_obsidian(settings, vault)
     assert report["changed"] == [] and report["conflicts"] == []
@@ -309,7 +312,7 @@ def test_notes_edited_on_both_sides_are_reported_not_overwritten(settings, libra
     export.export_obsidian(settings, vault)
     path = note_path(vault, library[0].arxiv_id)
     path.write_text(path.read_text(encoding="utf-8") + "Obsidian words.\n", encoding="utf-8")
-    store.save_reading(settings.db_path, [{"arxiv_id": library[0].arxiv_id, "state": "read",
+    set_reading(settings.db_path, [{"arxiv_id": library[0].arxiv_id, "state": "read",
                                            "notes": "App words."}])
     report = export.import_obsidian(settings, vault)
     assert [(item["arxiv_id"], item["field"]) for item in report["conflicts"]] == [
@@ -354,7 +357,7 @@ def test_import_skips_bad_values_and_unknown_papers(settings, library, tmp_path)
 def test_state_conflict_goes_to_the_later_edit(settings, library, tmp_path):
     vault = tmp_path / "vault"
     export.export_obsidian(settings, vault)
-    store.save_reading(settings.db_path, [{"arxiv_id": library[2].arxiv_id, "state": "skipped"}])
+    set_reading(settings.db_path, [{"arxiv_id": library[2].arxiv_id, "state": "skipped"}])
     time.sleep(0.05)
     edit(note_path(vault, library[2].arxiv_id), state="read")
     report = export.import_obsidian(settings, vault)
@@ -414,3 +417,37 @@ def test_family_hubs_follow_the_labels(settings, library, tmp_path):
     assert "Universal Translator" in hub
     assert sorted(path.name for path in (vault / "Octet/Families").iterdir()) == ["LLM.md",
                                                                                   "MoE.md"]
+
+
+def _reading_facts(db_path, arxiv_id: str, week: str) -> tuple:
+    """What the streak and the pick depend on, without the timestamps."""
+    row = reading.reading_of(db_path, arxiv_id)
+    pick = reading.get_pick(db_path, week)
+    return ((row["state"], row["queue_position"], row["week"], row["read_on"],
+             row["started_at"] is not None),
+            (pick["arxiv_id"] == arxiv_id, pick["status"], pick["chosen_by"], pick["reason"]),
+            weeks.streak(reading.read_weeks(db_path), week))
+
+
+def test_state_read_in_obsidian_counts_in_the_streak_exactly_as_octet_done(settings, tmp_path):
+    """The Obsidian import and `octet done` write reading state through the same rules:
+    a queued paper marked read leaves the queue, gets a start time and becomes the week's
+    read pick, so the streak counts it either way."""
+    twin_db = tmp_path / "twin.duckdb"
+    week = current_week(settings.timezone)
+    for db_path in (settings.db_path, twin_db):
+        papers = [paper_from_row(row) for row in real_listings(limit=3)]
+        upsert_papers(db_path, papers)
+        reading.queue_add(db_path, [paper.arxiv_id for paper in papers])
+    target = papers[1].arxiv_id
+    vault = tmp_path / "vault"
+    export.export_obsidian(settings, vault)
+    edit(note_path(vault, target), state="read")
+    report = export.import_obsidian(settings, vault)
+    assert [item["arxiv_id"] for item in report["changed"]] == [target]
+
+    assert main(["--db", str(twin_db), "done", target]) == 0
+    imported = _reading_facts(settings.db_path, target, week)
+    assert imported == _reading_facts(twin_db, target, week)
+    assert imported[0][:2] == ("read", None) and imported[0][4]
+    assert imported[1][:2] == (True, "read") and imported[2] == 1

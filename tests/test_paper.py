@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.paper import InvalidArxivId, Paper, normalize_id, split_id
+from pipeline.core.paper import InvalidArxivId, Paper, normalize_id, split_id
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -2,6 +2,11 @@
 and actions taken while another process writes, none lost."""
 from __future__ import annotations
 
+from storage.search import BrowseFilter, browse, has_vectors
+from storage.families import families_for, set_reader_labels
+from tests.helpers import nearest_ids, similar_ids, states_of
+from storage import search_index
+from storage.summaries import summary_for
 import json
 import subprocess
 import sys
@@ -11,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import queue
+from pipeline.core import weeks
+from pipeline.stages.reading import ensure_pick, propose_for
 from pipeline.cli import main
 from storage import reading
 from storage.db import connect
-from tests.test_reading_helpers import store_embeddings, store_families, store_real_papers
+from tests.helpers import store_embeddings, store_families, store_real_papers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +50,7 @@ def test_queue_add_move_remove(settings, papers):
     assert [row["arxiv_id"] for row in reading.queue_list(db)] == [c, b, a]
     assert reading.queue_remove(db, [b, papers[5].arxiv_id]) == [b]
     assert [row["position"] for row in reading.queue_list(db)] == [1, 2]
-    assert reading.states_for(db, [a, b]) == {a: "queued", b: "inbox"}
+    assert states_of(db, [a, b]) == {a: "queued", b: "inbox"}
 
 
 def test_notes_and_rating_outlive_leaving_the_queue_or_the_pick(settings, papers):
@@ -113,42 +119,42 @@ def test_reading_another_paper_replaces_an_unread_pick(settings, papers):
     reading.mark_read(db, papers[4].arxiv_id, "2026-W49")  # no pick yet that week
     assert reading.get_pick(db, "2026-W49")["status"] == "read"
     weeks = {row["week"] for row in reading.all_picks(db) if row["status"] == "read"}
-    assert queue.streak(weeks, "2026-W49") == 2
+    assert weeks.streak(weeks, "2026-W49") == 2
 
 
 def test_ensure_pick_proposes_once_per_week_from_the_queue(settings, papers):
     reading.queue_add(settings.db_path, [papers[7].arxiv_id, papers[3].arxiv_id])
-    first = queue.ensure_pick(settings)
+    first = ensure_pick(settings)
     assert first["arxiv_id"] == papers[7].arxiv_id
     assert first["chosen_by"] == "octet" and first["reason"]
     assert first["runners_up"] == [papers[3].arxiv_id]
-    assert queue.ensure_pick(settings)["picked_at"] == first["picked_at"]
+    assert ensure_pick(settings)["picked_at"] == first["picked_at"]
 
 
 def test_ensure_pick_without_queue_takes_untouched_recent_papers(settings, papers):
     reading.dismiss(settings.db_path, [paper.arxiv_id for paper in papers[:30]])
-    pick = queue.ensure_pick(settings)
+    pick = ensure_pick(settings)
     assert pick["arxiv_id"] in {paper.arxiv_id for paper in papers[30:]}
     assert len(pick["runners_up"]) == 2
 
 
 def test_browse_filters_and_keyword_search(settings, papers):
     db = settings.db_path
-    everything, total = reading.browse(db, reading.BrowseFilter(limit=5))
+    everything, total = browse(db, BrowseFilter(limit=5))
     assert total == 40 and len(everything) == 5
     word = "segmentation"
-    hits, count = reading.browse(db, reading.BrowseFilter(text=word.upper()))
+    hits, count = browse(db, BrowseFilter(text=word.upper()))
     expected = [p for p in papers if word in (p.title + p.abstract).lower()]
     assert count == len(expected) > 0
     assert {hit["arxiv_id"] for hit in hits} == {p.arxiv_id for p in expected}
     reading.queue_add(db, [expected[0].arxiv_id])
-    queued, _ = reading.browse(db, reading.BrowseFilter(text=word, states=("queued",)))
+    queued, _ = browse(db, BrowseFilter(text=word, states=("queued",)))
     assert [hit["arxiv_id"] for hit in queued] == [expected[0].arxiv_id]
-    assert reading.browse(db, reading.BrowseFilter(text="100%_no_such"))[1] == 0
+    assert browse(db, BrowseFilter(text="100%_no_such"))[1] == 0
     category = papers[0].categories[-1]
-    _, in_category = reading.browse(db, reading.BrowseFilter(category=category))
+    _, in_category = browse(db, BrowseFilter(category=category))
     assert in_category == sum(category in p.categories for p in papers)
-    _, nothing = reading.browse(db, reading.BrowseFilter(date_to=date(2000, 1, 1)))
+    _, nothing = browse(db, BrowseFilter(date_to=date(2000, 1, 1)))
     assert nothing == 0
 
 
@@ -165,8 +171,8 @@ def test_inbox_is_what_arrived_since_the_last_visit(settings, papers):
 def test_families_and_summaries_degrade_when_absent(settings, papers):
     ids = [papers[0].arxiv_id]
     # Whether or not the other concepts are installed, an unclassified paper has no entry.
-    assert reading.families_of(settings.db_path, ids) == {}
-    assert reading.summaries_of(settings.db_path, ids) == {}
+    assert families_for(settings.db_path, ids) == {}
+    assert summary_for(settings.db_path, ids) == {}
 
 
 # ---- the CLI twins ------------------------------------------------------------
@@ -182,7 +188,7 @@ def test_cli_queue_pick_done(settings, papers, capsys):
     pick = json.loads(capsys.readouterr().out.split("removed\n")[-1])
     assert pick["arxiv_id"] == a and pick["status"] == "pick"
     assert main(["pick", b]) == 0
-    assert reading.get_pick(settings.db_path, queue.current_week())["arxiv_id"] == b
+    assert reading.get_pick(settings.db_path, weeks.current_week())["arxiv_id"] == b
     assert main(["done", b, "--rating", "5", "--note", "great"]) == 0
     assert "Streak: 1 week" in capsys.readouterr().out
     assert _row(settings.db_path, b)[3:5] == (5, "great")
@@ -198,7 +204,7 @@ def test_cli_bad_input_exits_2_with_the_fix(settings, papers, capsys):
 
 
 def test_app_environment_falls_back_to_the_demo_only_when_empty(settings, tmp_path):
-    from pipeline.commands.reading import app_environment
+    from pipeline.cli.reading import app_environment
 
     store_real_papers(settings.demo_db_path, 3)
     env = app_environment(settings, or_demo=True)
@@ -212,8 +218,8 @@ def test_app_environment_falls_back_to_the_demo_only_when_empty(settings, tmp_pa
 
 _WRITER = """
 import itertools, json, lzma, sys, time
-from tests.test_reading_helpers import paper_from_row
-from tests.conftest import LISTINGS
+from tests.helpers import paper_from_row
+from tests.helpers import LISTINGS
 from storage.papers import upsert_papers
 with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
     rows = [json.loads(line) for line in itertools.islice(handle, int(sys.argv[2]))]
@@ -232,6 +238,7 @@ while time.monotonic() < deadline or step < 2:
 """
 
 
+@pytest.mark.slow
 def test_actions_during_a_concurrent_writer_are_never_lost(settings, papers):
     db = settings.db_path
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(db), "3000", "4"], cwd=REPO,
@@ -252,14 +259,14 @@ def test_actions_during_a_concurrent_writer_are_never_lost(settings, papers):
     # The writer really wrote while we acted: some batch overlaps the actions.
     assert any(start < acted and end > acting for start, end in batches)
     assert [row["arxiv_id"] for row in reading.queue_list(db)] == targets[:6]
-    assert set(reading.states_for(db, targets[6:9]).values()) == {"dismissed"}
+    assert set(states_of(db, targets[6:9]).values()) == {"dismissed"}
     assert [_row(db, i)[3:5] for i in targets[9:]] == [(n, f"note {n}") for n in (1, 2, 3)]
 
 
 @pytest.fixture(scope="module")
 def vectors_of():
     """Embed with the real packaged encoder, once per module per text."""
-    from pipeline.embed import embed_texts, paper_text
+    from pipeline.stages.encoder import embed_texts, paper_text
 
     cache: dict[str, object] = {}
 
@@ -273,22 +280,22 @@ def vectors_of():
 
 
 def test_semantic_search_and_similar_papers_use_stored_embeddings(settings, papers, vectors_of):
-    from pipeline.embed import embed_texts
+    from pipeline.stages.encoder import embed_texts
 
     db = settings.db_path
-    assert not reading.has_embeddings(db)
-    assert reading.similar_papers(db, papers[0].arxiv_id) == []
+    assert not has_vectors(db)
+    assert similar_ids(db, papers[0].arxiv_id) == []
     store_embeddings(db, papers, vectors_of(papers))
-    assert reading.has_embeddings(db)
+    assert has_vectors(db)
     # A paper's own title finds that paper first.
     query = embed_texts([papers[5].title])[0]
-    nearest = reading.semantic_search(db, query, reading.BrowseFilter(), 3)
+    nearest = nearest_ids(db, query, BrowseFilter(), 3)
     assert nearest[0][0] == papers[5].arxiv_id and nearest[0][1] > nearest[1][1]
     # Filters apply to semantic hits too.
     reading.dismiss(db, [papers[5].arxiv_id])
-    kept = reading.semantic_search(db, query, reading.BrowseFilter(states=("inbox",)), 3)
+    kept = nearest_ids(db, query, BrowseFilter(states=("inbox",)), 3)
     assert papers[5].arxiv_id not in [i for i, _ in kept]
-    similar = reading.similar_papers(db, papers[0].arxiv_id, 5)
+    similar = similar_ids(db, papers[0].arxiv_id, 5)
     assert len(similar) == 5 and papers[0].arxiv_id not in [i for i, _ in similar]
     assert [score for _, score in similar] == sorted((score for _, score in similar), reverse=True)
 
@@ -298,8 +305,8 @@ def test_proposal_leans_toward_papers_like_the_ones_rated_well(settings, papers,
     store_embeddings(db, papers, vectors_of(papers))
     liked = papers[0]
     reading.mark_read(db, liked.arxiv_id, "2026-W40", 5)
-    nearest = reading.similar_papers(db, liked.arxiv_id, 1)[0][0]
-    proposal = queue.propose_for(settings)
+    nearest = similar_ids(db, liked.arxiv_id, 1)[0][0]
+    proposal = propose_for(settings)
     assert proposal.arxiv_id == nearest
     assert "close to papers you rated well" in proposal.reason
 
@@ -307,24 +314,24 @@ def test_proposal_leans_toward_papers_like_the_ones_rated_well(settings, papers,
 def test_keyword_index_matches_the_scan_and_follows_new_versions(settings, papers):
     db = settings.db_path
     queries = ["segmentation", "Vision-Language", "diffusion model", "3D", "LLM agents", "zzzq"]
-    scanned = {q: reading.browse(db, reading.BrowseFilter(text=q, limit=100)) for q in queries}
-    assert reading.refresh_search_index(db) == len(papers)
-    assert reading.refresh_search_index(db) == 0  # nothing new: nothing to do
+    scanned = {q: browse(db, BrowseFilter(text=q, limit=100)) for q in queries}
+    assert search_index.refresh_search_index(db) == len(papers)
+    assert search_index.refresh_search_index(db) == 0  # nothing new: nothing to do
     for query in queries:
-        hits, total = reading.browse(db, reading.BrowseFilter(text=query, limit=100))
+        hits, total = browse(db, BrowseFilter(text=query, limit=100))
         assert total == scanned[query][1]
         assert {h["arxiv_id"] for h in hits} == {h["arxiv_id"] for h in scanned[query][0]}
     # Every word must start a word: "segment" finds "segmentation" too.
-    assert reading.browse(db, reading.BrowseFilter(text="segment"))[1] >= scanned["segmentation"][1] > 0
+    assert browse(db, BrowseFilter(text="segment"))[1] >= scanned["segmentation"][1] > 0
     # A new version with a new title is found under its new words before it is re-indexed
     # (the search index tokenizes what the word table lacks) and after.
     from storage.papers import upsert_papers
 
     upsert_papers(db, [papers[0].with_changes(version=2, title="Quokkabench: a new title")])
     upsert_papers(db, [papers[1].with_changes(arxiv_id="2699.00001", title="Quokkanet")])
-    assert reading.browse(db, reading.BrowseFilter(text="quokka"))[1] == 2
-    assert reading.refresh_search_index(db) == 2
-    found = reading.browse(db, reading.BrowseFilter(text="quokka"))[0]
+    assert browse(db, BrowseFilter(text="quokka"))[1] == 2
+    assert search_index.refresh_search_index(db) == 2
+    found = browse(db, BrowseFilter(text="quokka"))[0]
     assert {h["arxiv_id"] for h in found} == {papers[0].arxiv_id, "2699.00001"}
 
 
@@ -333,16 +340,17 @@ def test_family_filter_uses_model_labels_scores_and_reader_corrections(settings,
     a, b, c = (p.arxiv_id for p in papers[:3])
     store_families(db, {a: ["VLM"], b: ["VLM", "MoE"]}, score=0.9)
     store_families(db, {c: ["VLM"]}, score=0.55)
-    ids = lambda **kw: {h["arxiv_id"] for h in reading.browse(db, reading.BrowseFilter(**kw))[0]}
+    def ids(**kw):
+        return {h["arxiv_id"] for h in browse(db, BrowseFilter(**kw))[0]}
     assert ids(family="VLM") == {a, b, c}
     assert ids(family="VLM", min_score=0.6) == {a, b}
     assert ids(family="MoE") == {b}
-    reading.set_labels(db, a, ["SAM"])  # the reader's labels win over the model's
+    set_reader_labels(db, a, ["SAM"])  # the reader's labels win over the model's
     assert ids(family="VLM") == {b, c}
     assert ids(family="SAM", min_score=0.99) == {a}
-    assert reading.families_of(db, [a])[a]["labels"] == ["SAM"]
+    assert families_for(db, [a])[a]["labels"] == ["SAM"]
     with pytest.raises(ValueError, match="not a family"):
-        reading.browse(db, reading.BrowseFilter(family="GPT"))
+        browse(db, BrowseFilter(family="GPT"))
 
 
 def test_neglected_family_drives_the_proposal_from_stored_labels(settings, papers):
@@ -351,7 +359,7 @@ def test_neglected_family_drives_the_proposal_from_stored_labels(settings, paper
     store_families(db, {read: ["SAM"], llm: ["LLM"], sam: ["SAM"]})
     reading.mark_read(db, read, "2026-W40", 4)
     reading.queue_add(db, [sam, llm])
-    proposal = queue.propose_for(settings)
+    proposal = propose_for(settings)
     # LLM was never read, SAM was: the LLM paper wins although the SAM one is first in line.
     assert proposal.arxiv_id == llm
     assert "LLM is the family you have neglected longest" in proposal.reason

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import schedule
+from pipeline.stages import schedule
 from pipeline.cli import main
 
 ZONES = ["Europe/Berlin", "America/Los_Angeles", "America/New_York", "Asia/Tokyo",

@@ -3,6 +3,9 @@ papers from the in-process index, and that index following what other connection
 another process) store. Correctness only; speed is measured in bench/bench_search.py."""
 from __future__ import annotations
 
+from storage.search import BrowseFilter, browse
+from tests.helpers import nearest_ids, similar_ids
+from storage.families import set_reader_labels
 import re
 import subprocess
 import sys
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from storage import reading, search, search_index
-from tests.test_reading_helpers import (paper_from_row, store_embeddings, store_families,
+from tests.helpers import (paper_from_row, store_embeddings, store_families,
                                         store_real_papers)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,13 +59,13 @@ QUERIES = ["segment", "SEGMENTATION", "vision-language", "diffusion mod", "3d", 
 def test_keyword_search_is_word_prefixes_newest_first(settings, papers, indexed):
     db = settings.db_path
     if indexed:
-        reading.refresh_search_index(db)
+        search_index.refresh_search_index(db)
     for text in QUERIES:
-        cards, total = search.find_keyword(db, reading.BrowseFilter(text=text, limit=100))
+        cards, total = search.find_keyword(db, BrowseFilter(text=text, limit=100))
         expected = _expected(papers, text)
         assert [card["arxiv_id"] for card in cards] == expected, text
         assert total == len(expected)
-    cards, total = search.find_keyword(db, reading.BrowseFilter(text="segment", limit=2))
+    cards, total = search.find_keyword(db, BrowseFilter(text="segment", limit=2))
     assert len(cards) == 2 and total == len(_expected(papers, "segment")) > 2
     assert {"title", "abs_url", "state", "labels", "listed_date"} <= set(cards[0])
 
@@ -72,49 +75,49 @@ def test_filters_match_the_sql_browse(settings, papers):
     ids = [p.arxiv_id for p in papers]
     store_families(db, {ids[0]: ["VLM"], ids[1]: ["VLM", "MoE"], ids[2]: []}, score=0.9)
     store_families(db, {ids[3]: ["VLM"]}, score=0.55)
-    reading.set_labels(db, ids[1], ["SAM"])
+    set_reader_labels(db, ids[1], ["SAM"])
     reading.queue_add(db, ids[4:8])
     reading.dismiss(db, ids[8:12])
     days = sorted({p.listed_date for p in papers})
     filters = [
-        reading.BrowseFilter(),
-        reading.BrowseFilter(category=papers[0].categories[-1]),
-        reading.BrowseFilter(category="cs.CV", date_from=date.fromisoformat(days[0]),
+        BrowseFilter(),
+        BrowseFilter(category=papers[0].categories[-1]),
+        BrowseFilter(category="cs.CV", date_from=date.fromisoformat(days[0]),
                              date_to=date.fromisoformat(days[0])),
-        reading.BrowseFilter(date_from=date.fromisoformat(days[-1])),
-        reading.BrowseFilter(date_to=date(2000, 1, 1)),
-        reading.BrowseFilter(states=("queued", "dismissed")),
-        reading.BrowseFilter(states=("inbox",), category="cs.CV"),
-        reading.BrowseFilter(states=("read",)),
-        reading.BrowseFilter(family="VLM"),
-        reading.BrowseFilter(family="VLM", min_score=0.6),
-        reading.BrowseFilter(family="SAM", min_score=0.99),
-        reading.BrowseFilter(arxiv_ids=tuple(ids[::3]) + ("2699.99999",), states=("inbox",)),
-        reading.BrowseFilter(arxiv_ids=()),
+        BrowseFilter(date_from=date.fromisoformat(days[-1])),
+        BrowseFilter(date_to=date(2000, 1, 1)),
+        BrowseFilter(states=("queued", "dismissed")),
+        BrowseFilter(states=("inbox",), category="cs.CV"),
+        BrowseFilter(states=("read",)),
+        BrowseFilter(family="VLM"),
+        BrowseFilter(family="VLM", min_score=0.6),
+        BrowseFilter(family="SAM", min_score=0.99),
+        BrowseFilter(arxiv_ids=tuple(ids[::3]) + ("2699.99999",), states=("inbox",)),
+        BrowseFilter(arxiv_ids=()),
     ]
     for wanted in filters:
-        sql_cards, sql_total = reading.browse(db, wanted)
+        sql_cards, sql_total = browse(db, wanted)
         cards, total = search.find_keyword(db, wanted)
         assert total == sql_total, wanted
         assert [c["arxiv_id"] for c in cards] == [c["arxiv_id"] for c in sql_cards], wanted
         assert [c["state"] for c in cards] == [c["state"] for c in sql_cards], wanted
     labels = {c["arxiv_id"]: c["labels"] for c in search.find_keyword(
-        db, reading.BrowseFilter(limit=100))[0]}
+        db, BrowseFilter(limit=100))[0]}
     assert (labels[ids[0]], labels[ids[1]], labels[ids[2]], labels[ids[5]]) == (
         ["VLM"], ["SAM"], [], None)
     with pytest.raises(ValueError, match="not a family"):
-        search.find_keyword(db, reading.BrowseFilter(family="XYZ"))
+        search.find_keyword(db, BrowseFilter(family="XYZ"))
 
 
 def test_keyword_with_filters(settings, papers):
     db = settings.db_path
-    reading.refresh_search_index(db)
+    search_index.refresh_search_index(db)
     hits = _expected(papers, "model")
     reading.queue_add(db, hits[:2])
-    cards, total = search.find_keyword(db, reading.BrowseFilter(text="model", states=("queued",)))
+    cards, total = search.find_keyword(db, BrowseFilter(text="model", states=("queued",)))
     assert [c["arxiv_id"] for c in cards] == hits[:2] and total == 2
     category = "cs.CV"
-    cards, total = search.find_keyword(db, reading.BrowseFilter(text="model", category=category))
+    cards, total = search.find_keyword(db, BrowseFilter(text="model", category=category))
     assert [c["arxiv_id"] for c in cards] == _expected(
         papers, "model", lambda p: category in p.categories)
 
@@ -122,19 +125,19 @@ def test_keyword_with_filters(settings, papers):
 def test_index_follows_what_other_connections_store(settings, papers, monkeypatch):
     db = settings.db_path
     monkeypatch.setattr(search_index, "RACY_SECONDS", 0.0)  # trust every stat in this test
-    reading.refresh_search_index(db)
+    search_index.refresh_search_index(db)
     store_embeddings(db, papers, _unit_vectors(len(papers)))
-    assert search.find_keyword(db, reading.BrowseFilter(text="quokka"))[1] == 0
+    assert search.find_keyword(db, BrowseFilter(text="quokka"))[1] == 0
     assert search.find_similar(db, papers[0].arxiv_id, 3)
     # A new paper and a new version, stored (not indexed) through their own connections.
     from storage.papers import upsert_papers
 
     upsert_papers(db, [papers[1].with_changes(arxiv_id="2699.00001", title="Quokkanet")])
     upsert_papers(db, [papers[2].with_changes(version=2, title="Quokkabench")])
-    cards, total = search.find_keyword(db, reading.BrowseFilter(text="quokka"))
+    cards, total = search.find_keyword(db, BrowseFilter(text="quokka"))
     assert total == 2 and {c["arxiv_id"] for c in cards} == {"2699.00001", papers[2].arxiv_id}
-    assert search.find_keyword(db, reading.BrowseFilter(text=papers[2].title))[1] == 0
-    assert search.find_keyword(db, reading.BrowseFilter())[1] == len(papers) + 1
+    assert search.find_keyword(db, BrowseFilter(text=papers[2].title))[1] == 0
+    assert search.find_keyword(db, BrowseFilter())[1] == len(papers) + 1
     # The new version has no embedding yet: semantic search leaves it out until it has.
     vector = _unit_vectors(1, seed=7)[0]
     nearest = [c["arxiv_id"] for c in search.find_semantic(db, vector, limit=100)]
@@ -146,10 +149,10 @@ def test_index_follows_what_other_connections_store(settings, papers, monkeypatc
     assert nearest[-1]["arxiv_id"] == papers[2].arxiv_id
     # States and labels written by the app itself show at once.
     reading.queue_add(db, ["2699.00001"])
-    cards, _ = search.find_keyword(db, reading.BrowseFilter(text="quokkanet"))
+    cards, _ = search.find_keyword(db, BrowseFilter(text="quokkanet"))
     assert cards[0]["state"] == "queued"
-    reading.set_labels(db, "2699.00001", ["LAM"])
-    assert search.find_keyword(db, reading.BrowseFilter(family="LAM"))[1] == 1
+    set_reader_labels(db, "2699.00001", ["LAM"])
+    assert search.find_keyword(db, BrowseFilter(family="LAM"))[1] == 1
 
 
 def test_a_steady_database_is_searched_without_a_connection(settings, papers, monkeypatch):
@@ -157,35 +160,35 @@ def test_a_steady_database_is_searched_without_a_connection(settings, papers, mo
     monkeypatch.setattr(search_index, "RACY_SECONDS", 0.0)
     store_embeddings(db, papers, _unit_vectors(len(papers)))
     monkeypatch.setattr(search, "encode_query", lambda text: _unit_vectors(1, 3)[0])
-    search.find_hybrid(db, reading.BrowseFilter(text="model"))
+    search.find_hybrid(db, BrowseFilter(text="model"))
     opened = []
     real = search_index.connect
     monkeypatch.setattr(search_index, "connect",
                         lambda *args, **kwargs: opened.append(1) or real(*args, **kwargs))
-    search.find_hybrid(db, reading.BrowseFilter(text="vision", category="cs.CV"))
-    search.find_keyword(db, reading.BrowseFilter(states=("inbox",)))
+    search.find_hybrid(db, BrowseFilter(text="vision", category="cs.CV"))
+    search.find_keyword(db, BrowseFilter(states=("inbox",)))
     search.find_similar(db, papers[0].arxiv_id)
     assert opened == []
     reading.dismiss(db, [papers[0].arxiv_id])  # the file changed: one connection, then none
-    assert search.find_keyword(db, reading.BrowseFilter(states=("dismissed",)))[1] == 1
-    search.find_keyword(db, reading.BrowseFilter(states=("dismissed",)))
+    assert search.find_keyword(db, BrowseFilter(states=("dismissed",)))[1] == 1
+    search.find_keyword(db, BrowseFilter(states=("dismissed",)))
     assert opened == [1]
 
 
 def test_another_process_storing_papers_is_seen(settings, papers):
     db = settings.db_path
-    assert search.find_keyword(db, reading.BrowseFilter(text="wombatformer"))[1] == 0
+    assert search.find_keyword(db, BrowseFilter(text="wombatformer"))[1] == 0
     code = f"""
 import sys
 sys.path[:0] = [{str(REPO)!r}]
-from tests.conftest import real_listings
-from tests.test_reading_helpers import paper_from_row
+from tests.helpers import real_listings
+from tests.helpers import paper_from_row
 from storage.papers import upsert_papers
 paper = paper_from_row(real_listings(limit=61)[60])
 upsert_papers({str(db)!r}, [paper.with_changes(title="Wombatformer: " + paper.title)])
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-    cards, total = search.find_keyword(db, reading.BrowseFilter(text="wombatformer"))
+    cards, total = search.find_keyword(db, BrowseFilter(text="wombatformer"))
     assert total == 1 and cards[0]["title"].startswith("Wombatformer")
 
 
@@ -203,14 +206,14 @@ def test_semantic_search_ranks_by_cosine_within_the_filter(settings, papers):
     assert nearest[0]["arxiv_id"] == papers[5].arxiv_id
     assert [c["score"] for c in nearest] == sorted((c["score"] for c in nearest), reverse=True)
     reading.dismiss(db, [papers[5].arxiv_id])
-    kept = search.find_semantic(db, query, reading.BrowseFilter(states=("inbox",)), 5)
+    kept = search.find_semantic(db, query, BrowseFilter(states=("inbox",)), 5)
     assert [c["arxiv_id"] for c in kept] == [papers[i].arxiv_id for i in expected[1:6]]
     category = "cs.CV"
-    in_category = search.find_semantic(db, query, reading.BrowseFilter(category=category), 100)
+    in_category = search.find_semantic(db, query, BrowseFilter(category=category), 100)
     assert [c["arxiv_id"] for c in in_category] == [
         papers[i].arxiv_id for i in expected if category in papers[i].categories]
     # The old SQL entry points answer the same.
-    assert reading.semantic_search(db, query, reading.BrowseFilter(), 5) == [
+    assert nearest_ids(db, query, BrowseFilter(), 5) == [
         (c["arxiv_id"], c["score"]) for c in nearest]
 
 
@@ -225,7 +228,7 @@ def test_hybrid_lists_keyword_hits_then_new_neighbours(settings, papers, monkeyp
     monkeypatch.setattr(search, "encode_query",
                         lambda text: vectors[outside] + 0.9 * vectors[inside])
     for limit in (4, 25, 100):
-        cards, total = search.find_hybrid(db, reading.BrowseFilter(text="model", limit=limit))
+        cards, total = search.find_hybrid(db, BrowseFilter(text="model", limit=limit))
         keyword = hits[:limit]
         assert total == len(hits)
         assert [c["arxiv_id"] for c in cards[:len(keyword)]] == keyword
@@ -237,8 +240,8 @@ def test_hybrid_lists_keyword_hits_then_new_neighbours(settings, papers, monkeyp
         ids = [c["arxiv_id"] for c in cards]
         assert len(ids) == len(set(ids))  # no paper twice
     # No text: the filter's papers, as keyword search lists them.
-    assert search.find_hybrid(db, reading.BrowseFilter()) == search.find_keyword(
-        db, reading.BrowseFilter())
+    assert search.find_hybrid(db, BrowseFilter()) == search.find_keyword(
+        db, BrowseFilter())
 
 
 def test_similar_papers_leave_the_paper_out(settings, papers):
@@ -252,38 +255,38 @@ def test_similar_papers_leave_the_paper_out(settings, papers):
     assert similar[0]["arxiv_id"] == papers[7].arxiv_id
     assert [c["score"] for c in similar] == sorted((c["score"] for c in similar), reverse=True)
     assert search.find_similar(db, "2699.99999") == []
-    assert reading.similar_papers(db, papers[0].arxiv_id, 1) == [
+    assert similar_ids(db, papers[0].arxiv_id, 1) == [
         (similar[0]["arxiv_id"], similar[0]["score"])]
 
 
 def test_an_empty_database_and_a_replaced_file(settings):
     db = settings.db_path
-    assert search.find_keyword(db, reading.BrowseFilter(text="model")) == ([], 0)
-    assert search.find_hybrid(db, reading.BrowseFilter()) == ([], 0)
+    assert search.find_keyword(db, BrowseFilter(text="model")) == ([], 0)
+    assert search.find_hybrid(db, BrowseFilter()) == ([], 0)
     store_real_papers(db, 5)
-    assert search.find_keyword(db, reading.BrowseFilter())[1] == 5
+    assert search.find_keyword(db, BrowseFilter())[1] == 5
     # Another database put in its place (a restored backup): the index follows it.
     db.unlink()
     db.with_name(db.name + ".wal").unlink(missing_ok=True)
     from storage import db as storage_db
     from storage.papers import upsert_papers
-    from tests.conftest import real_listings
+    from tests.helpers import real_listings
 
     storage_db._migrated.clear()
     upsert_papers(db, [paper_from_row(row) for row in real_listings(limit=8)[5:8]])
-    cards, total = search.find_keyword(db, reading.BrowseFilter())
+    cards, total = search.find_keyword(db, BrowseFilter())
     assert total == 3 and len(cards) == 3
 
 
 def test_a_cold_load_tokenizes_what_the_word_table_lacks(settings, papers):
     db = settings.db_path
-    reading.refresh_search_index(db)
+    search_index.refresh_search_index(db)
     from storage.papers import upsert_papers
 
     # Every paper gets a newer version: the word table holds only old words.
     upsert_papers(db, [p.with_changes(version=2, title="Zebrafied " + p.title) for p in papers])
     search_index.forget()
-    assert search.find_keyword(db, reading.BrowseFilter(text="zebrafied"))[1] == len(papers)
-    reading.refresh_search_index(db)
+    assert search.find_keyword(db, BrowseFilter(text="zebrafied"))[1] == len(papers)
+    search_index.refresh_search_index(db)
     search_index.forget()
-    assert search.find_keyword(db, reading.BrowseFilter(text="zebra"))[1] == len(papers)
+    assert search.find_keyword(db, BrowseFilter(text="zebra"))[1] == len(papers)

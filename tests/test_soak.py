@@ -24,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from arxiv_server import Fault, ReplayServer
-from conftest import REPO, real_listings
+from tests.arxiv_server import Fault, ReplayServer
+from tests.helpers import REPO, real_listings, states_of
 from pipeline.cli import main
 from storage.db import connect
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -101,8 +103,8 @@ def store_state(home: Path) -> dict:
 
 def summarizer_identity() -> tuple[str, str, str]:
     """(backend, model, prompt version) of the summarizer the settings configure."""
-    from pipeline.config import load_settings
-    from pipeline.summarize import make_summarizer
+    from pipeline.core.settings import load_settings
+    from pipeline.stages.summaries import make_summarizer
 
     summarizer = make_summarizer(load_settings())
     try:
@@ -330,9 +332,9 @@ def test_sigkill_at_seeded_points_of_every_stage_then_rerun(server, octet_home):
         elif target == "fetch":
             trigger, delay = ("rss", 1), rng.uniform(0.0, 0.4)
         elif target == "classify":
-            trigger, delay = ("log", "pipeline.embed: loading"), rng.uniform(0.0, 0.8)
+            trigger, delay = ("log", "pipeline.stages.encoder: loading"), rng.uniform(0.0, 0.8)
         elif done["families"] < len(expected):
-            trigger, delay = ("log", "pipeline.classify: classified"), rng.uniform(0.0, 0.2)
+            trigger, delay = ("log", "pipeline.stages.families: classified"), rng.uniform(0.0, 0.2)
         else:
             trigger, delay = ("rss", 1), rng.uniform(0.2, 0.9)
         started = time.monotonic()
@@ -376,7 +378,7 @@ def test_sigkill_at_seeded_points_of_every_stage_then_rerun(server, octet_home):
 ACTIONS = r'''
 import json, sys, time
 from datetime import date
-from pipeline.config import load_settings
+from pipeline.core.settings import load_settings
 from storage import reading
 
 plan = json.load(open(sys.argv[1]))
@@ -399,7 +401,7 @@ def perform(action):
         reading.save_notes(db, arxiv_id, notes, action["rating"])
         return notes
     if op == "labels":
-        return reading.set_labels(db, arxiv_id, action["labels"])
+        return set_reader_labels(db, arxiv_id, action["labels"])
     if op == "start":
         return reading.start_reading(db, arxiv_id)
     if op == "read":
@@ -513,7 +515,7 @@ def action_plan(rng: random.Random, ids: list[str], count: int = 500):
 
 def test_500_reader_actions_from_another_process_while_a_run_writes(
         server, octet_home, monkeypatch, tmp_path):
-    from pipeline.queue import current_week
+    from pipeline.core.weeks import current_week
     from storage import reading
 
     # Day one is stored first (fetch only); the reader acts on its papers while the run of
@@ -570,7 +572,7 @@ def test_500_reader_actions_from_another_process_while_a_run_writes(
 
     # The state each action left is in the database.
     db = db_path(octet_home)
-    states = reading.states_for(db, groups["queue"])
+    states = states_of(db, groups["queue"])
     assert states == model["state"]
     assert [row["arxiv_id"] for row in reading.queue_list(db)] == model["queue"]
     for arxiv_id in groups["notes"]:

@@ -4,8 +4,8 @@ from datetime import date
 import pytest
 from arxiv import _feed as arxiv_feed
 
-from conftest import FIXTURES
-from pipeline.sources import (BadEntry, FeedError, MalformedResponse, build_paper, check_xml,
+from tests.helpers import FIXTURES
+from pipeline.stages.sources import (BadEntry, FeedError, MalformedResponse, build_paper, check_xml,
                               paper_from_record, paper_from_result, parse_rss, read_jsonl)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.paper import Paper
+from pipeline.core.paper import Paper
 from storage import papers as store
 from storage.db import DatabaseBusy, connect, migration_files, transaction
 

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
-import lzma
 
 import pytest
 
-from conftest import LISTINGS
-from pipeline.cli import main
-from pipeline.config import ConfigError
-from pipeline.paper import Paper
-from pipeline.summarize import (FIELDS, Summary, parse_summary, resolve_backend, run_stage,
-                                summarize_pending)
 from storage.papers import upsert_papers
+from tests.helpers import first_papers
+from pipeline.cli import main
+from pipeline.core.errors import ConfigError
+from pipeline.core.paper import Paper
+from pipeline.stages.summaries import resolve_backend, run_stage, summarize_pending
+from pipeline.stages.summaries.summary import FIELDS, Summary, parse_summary
 from storage.summaries import pending_ids, summary_counts, summary_for
 
 FALLBACK = Summary(tldr="Copied tldr.", problem="Copied problem.", method="Copied method.",
@@ -86,17 +84,9 @@ def test_unknown_backend_names_the_choices(settings):
 
 # ---- the stage on a real database ----------------------------------------------
 
-def _papers(count: int) -> list[Paper]:
-    """The first real papers of the shared listings (streamed: the file holds 74,602)."""
-    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in itertools.islice(handle, count)]
-    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
-            for row in rows]
-
-
 @pytest.fixture
 def stored(settings) -> list[Paper]:
-    papers = _papers(3)
+    papers = first_papers(3)
     upsert_papers(settings.db_path, papers)
     return papers
 
@@ -122,7 +112,7 @@ def test_only_stale_and_missing_papers_are_summarized_again(settings, stored):
     assert summarize_pending(settings)["pending"] == 0
     revised = stored[2].with_changes(version=2, abstract="We propose a new router. "
                                      "It improves accuracy by 4%.")
-    upsert_papers(settings.db_path, [revised] + _papers(4)[3:])
+    upsert_papers(settings.db_path, [revised] + first_papers(4)[3:])
     stale_view = summary_for(settings.db_path, [revised.arxiv_id])[revised.arxiv_id]
     assert stale_view["stale"] is True and stale_view["version"] == 1
     result = summarize_pending(settings)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pipeline.queue import FAMILY_CODES
+from pipeline.core.families import CODES as FAMILY_CODES
 from storage import reading
-from storage.search import has_vectors
+from storage.search import BrowseFilter, has_vectors
 from ui import common, search
 
 PAGE_SIZE = 25
@@ -37,7 +37,7 @@ with st.container(border=True):
                               help="Lowest model score for the family; "
                                    "your own labels always count")
 
-wanted = reading.BrowseFilter(
+wanted = BrowseFilter(
     text=text, category="" if category == "any" else category,
     date_from=dates[0] if len(dates) > 0 else None, date_to=dates[1] if len(dates) > 1 else None,
     states=tuple(states), family="" if family == "any" else family, min_score=min_score,

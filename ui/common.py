@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from pipeline.config import load_settings
+from pipeline.core.settings import load_settings
 from storage import reading
 
 _MATH = re.compile(r"(\$[^$\n]{1,300}\$)")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pipeline.queue import FAMILY_CODES
+from pipeline.core.families import CODES as FAMILY_CODES
 from storage import reading
+from storage.families import families_for, set_reader_labels
 from ui import common
 
 PER_GROUP = 25
@@ -21,7 +22,7 @@ st.caption((f"{total:,} new since your last visit ({since:%Y-%m-%d %H:%M} UTC)" 
            (f"; showing the newest {len(cards)}" if total > len(cards) else ""))
 
 ids = [card["arxiv_id"] for card in cards]
-families = reading.families_of(config.db_path, ids)
+families = families_for(config.db_path, ids)
 groups: dict[str, list[dict]] = {}
 for card in cards:
     labels = families.get(card["arxiv_id"], {}).get("labels") if families else None
@@ -45,7 +46,7 @@ def _labels_editor(card: dict, labels) -> None:
 
 def _save_labels(arxiv_id: str) -> None:
     picked = st.session_state.get(f"labels_{arxiv_id}") or []
-    common.act(lambda: reading.set_labels(config.db_path, arxiv_id, picked),
+    common.act(lambda: set_reader_labels(config.db_path, arxiv_id, picked),
                f"Labels of {arxiv_id} saved: {', '.join(picked) or 'no family'}.")
 
 

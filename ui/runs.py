@@ -4,8 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pipeline.run import run_in_progress
-from storage.papers import recent_runs
+from storage.runs import recent_runs, run_in_progress
 from ui import common
 
 config = common.settings()

@@ -3,29 +3,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pipeline import queue
+from pipeline.core import weeks
+from pipeline.stages.reading import ensure_pick
 from storage import reading
+from storage.families import families_for
+from storage.summaries import summary_for
 from ui import common
 
 config = common.settings()
-week = queue.current_week(config.timezone)
-read_weeks = {row["week"] for row in reading.all_picks(config.db_path) if row["status"] == "read"}
+week = weeks.current_week(config.timezone)
+read_weeks = reading.read_weeks(config.db_path)
 
 left, right = st.columns([4, 1])
 left.title(f"This week · {week}")
-right.metric("Streak", f"{queue.streak(read_weeks, week)} wk",
+right.metric("Streak", f"{weeks.streak(read_weeks, week)} wk",
              help="Consecutive weeks whose pick was read")
 
-pick = queue.ensure_pick(config)
+pick = ensure_pick(config)
 if pick is None:
     st.info("No papers yet. Run `octet run` to fetch today's arXiv listing "
             "(or `octet demo` for a demo library), then come back.")
     st.stop()
 
 arxiv_id = pick["arxiv_id"]
-families = reading.families_of(config.db_path, [arxiv_id])
+families = families_for(config.db_path, [arxiv_id])
 labels = families[arxiv_id].get("labels", []) if arxiv_id in families else None
-summary = reading.summaries_of(config.db_path, [arxiv_id]).get(arxiv_id)
+summary = summary_for(config.db_path, [arxiv_id]).get(arxiv_id)
 
 st.markdown(f"## {common.md_escape(pick['title'])}")
 st.markdown(f"{common.authors_line(pick['authors'])}  \n`{arxiv_id}` · "
@@ -44,7 +47,7 @@ def _mark_read() -> None:
     notes = st.session_state.get("read_notes") or None
     common.act(lambda: reading.mark_read(config.db_path, arxiv_id, week,
                                          rating + 1 if rating is not None else None, notes,
-                                         queue.today(config.timezone)),
+                                         weeks.today(config.timezone)),
                f"Marked read: {arxiv_id}. See you next week!")
 
 

@@ -1,0 +1,273 @@
+"""`octet classify`, `octet eval`, `octet label`, `octet train`: the eight families."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.core.errors import EXIT_OK, EXIT_USAGE, UsageError
+from pipeline.core.families import CODES, NONE, family, normalize_labels
+
+
+def register(subparsers) -> None:
+    """Add the family subcommands to the `octet` parser."""
+    command = subparsers.add_parser(
+        "classify", help="classify papers from a JSONL file (no database needed)")
+    command.add_argument("--input", required=True,
+                         help="JSONL: one paper per line with id (or arxiv_id), title, abstract")
+    command.add_argument("--output", default="-", help="JSONL to write (default: stdout)")
+    command.set_defaults(handler=classify_command)
+
+    command = subparsers.add_parser(
+        "eval", help="measure the classifier on labeled papers (precision/recall/F1, …)")
+    command.add_argument("--labeled", help="JSONL with id/arxiv_id, title, abstract, labels "
+                         "(default: the shipped dev set, cross-validated)")
+    command.add_argument("--folds", type=int, help="cross-validate with this many folds "
+                         "instead of scoring the model in use (default 5 without --labeled)")
+    command.add_argument("--seed", type=int, default=0, help="fold shuffle seed (default 0)")
+    command.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    command.set_defaults(handler=eval_command)
+
+    command = subparsers.add_parser(
+        "label", help="set your own families for a paper: octet label ID +VLM -LAM")
+    command.add_argument("arxiv_id", help="the paper's arXiv id")
+    command.add_argument("changes", nargs=argparse.REMAINDER,
+                         help="+CODE adds, -CODE removes, CODE sets; 'none' clears all; "
+                              "'--clear' forgets your labels (the model's apply again)")
+    command.set_defaults(handler=label_command)
+
+    command = subparsers.add_parser(
+        "train", help="retrain the classifier with the shipped labels plus yours")
+    command.add_argument("--no-reader", action="store_true",
+                         help="train on the shipped labels only")
+    command.add_argument("--output", help="where to write the head "
+                         "(default: <home>/models/families_head.npz, used from then on)")
+    command.set_defaults(handler=train_command)
+
+
+# ---- reading JSONL -------------------------------------------------------------------------
+
+
+def read_rows(path: str, need_labels: bool = False) -> tuple[list[dict], list[str]]:
+    """Valid paper rows and one error line per bad row (naming the line number)."""
+    source = Path(path)
+    if not source.is_file():
+        raise UsageError(f"{path} does not exist; pass a JSONL file with one paper per line")
+    rows, errors = [], []
+    with source.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                rows.append(_paper_row(line, need_labels))
+            except ValueError as error:
+                errors.append(f"{path}:{number}: {error}")
+    return rows, errors
+
+
+def _paper_row(line: str, need_labels: bool) -> dict:
+    if not line.strip():
+        raise ValueError("empty line; remove it or put a JSON object with title and abstract")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg}); each line must be one JSON object")
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object; each line must be {\"id\", \"title\", \"abstract\"}")
+    identifier = record.get("id") or record.get("arxiv_id")
+    title = record.get("title")
+    if not identifier or not isinstance(title, str) or not title.strip():
+        raise ValueError("needs a non-empty \"id\" (or \"arxiv_id\") and \"title\"")
+    abstract = record.get("abstract") or ""
+    if not isinstance(abstract, str):
+        raise ValueError("\"abstract\" must be a string")
+    row = {"id": str(identifier), "title": " ".join(title.split()),
+           "abstract": " ".join(abstract.split())}
+    if need_labels:
+        row["labels"] = _row_labels(record)
+    return row
+
+
+def _row_labels(record: dict) -> list[str]:
+    labels = record.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise ValueError(f"needs \"labels\": a list of family codes ({', '.join(CODES)}) "
+                         "or [\"none\"]")
+    try:
+        return normalize_labels(labels)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
+
+
+# ---- classify ------------------------------------------------------------------------------
+
+
+def classify_command(args, settings) -> int:
+    from pipeline.stages.families import classify_texts, current_head
+
+    rows, errors = read_rows(args.input)
+    for error in errors:
+        print(f"octet: {error}", file=sys.stderr)
+    results = classify_texts([r["id"] for r in rows], [r["title"] for r in rows],
+                             [r["abstract"] for r in rows], current_head(settings.home),
+                             device=settings.device) if rows else []
+    lines = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in results)
+    if args.output == "-":
+        sys.stdout.write(lines)
+    else:
+        Path(args.output).write_text(lines, encoding="utf-8")
+        print(f"classified {len(results)} papers → {args.output}"
+              + (f" ({len(errors)} bad rows skipped)" if errors else ""))
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+# ---- eval ----------------------------------------------------------------------------------
+
+
+def eval_command(args, settings) -> int:
+    from pipeline.stages import families as classify
+
+    if args.folds is not None and args.folds < 2:
+        raise UsageError("--folds must be at least 2; or leave it out to score the model in use")
+    if args.labeled:
+        labeled, errors = _labeled_from_file(args.labeled, settings)
+    else:
+        labeled, errors = classify.shipped_labeled("dev"), []
+    for error in errors:
+        print(f"octet: {error}", file=sys.stderr)
+    if len(labeled.ids) < (args.folds or 1):
+        raise UsageError(f"{len(labeled.ids)} valid labeled papers are too few; "
+                         "add papers or use fewer --folds")
+    folds = args.folds or (None if args.labeled else 5)
+    if folds:
+        metrics = classify.cross_validate_labeled(labeled, folds, args.seed)
+        metrics["method"] = f"{folds}-fold cross-validation (+ shipped labels outside the file)"
+    else:
+        head = classify.current_head(settings.home)
+        decisions = head.decide(head.probabilities(labeled.features()))
+        metrics = classify.evaluate(labeled.targets(), decisions)
+        metrics["method"] = f"model in use ({head.version})"
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _labeled_from_file(path: str, settings):
+    from pipeline.stages.families import LabeledSet, shipped_labeled
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
+
+    rows, errors = read_rows(path, need_labels=True)
+    shipped = shipped_labeled()
+    known = {i: (t, v) for i, t, v in zip(shipped.ids, shipped.titles, shipped.vectors)}
+    # Reuse shipped embeddings of the same paper (same title); embed only the rest.
+    missing = [r for r in rows if known.get(r["id"], ("",))[0] != r["title"]]
+    fresh = dict(zip([r["id"] for r in missing], embed_texts(
+        [paper_text(r["title"], r["abstract"]) for r in missing], device=settings.device)))
+    vectors = [fresh[r["id"]] if r["id"] in fresh else known[r["id"]][1] for r in rows]
+    import numpy as np
+
+    matrix = np.stack(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
+    return LabeledSet([r["id"] for r in rows], [r["title"] for r in rows],
+                      [r["abstract"] for r in rows], [r["labels"] for r in rows], matrix), errors
+
+
+def format_metrics(metrics: dict) -> str:
+    """The metrics as a small plain-text report."""
+    lines = [f"{metrics['papers']} papers · {metrics['method']}",
+             f"{'family':<8}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}"]
+    for code, item in metrics["families"].items():
+        lines.append(f"{code:<8}{item['precision']:>10.3f}{item['recall']:>8.3f}"
+                     f"{item['f1']:>8.3f}{item['support']:>9d}")
+    lines += [f"macro-F1 (8 families): {metrics['macro_f1']:.3f}",
+              f"exact label-set accuracy: {metrics['exact_set_accuracy']:.3f}",
+              f"accuracy on none: {metrics['none_accuracy']:.3f} "
+              f"(precision of none: {metrics['none_precision']:.3f})",
+              "worst confusions (missed→predicted instead): " + (", ".join(
+                  f"{item['pair']} ×{item['count']}" for item in metrics["confusions"]) or "none")]
+    return "\n".join(lines)
+
+
+# ---- label ---------------------------------------------------------------------------------
+
+
+def apply_changes(current: list[str], changes: list[str]) -> list[str]:
+    """The label set after ``+CODE`` / ``-CODE`` / ``CODE`` / ``none`` changes."""
+    labels = set(current)
+    plain = [c for c in changes if not c.startswith(("+", "-"))]
+    if plain:  # bare codes say what the set is; +/- adjust from there
+        labels = set()
+    for change in changes:
+        code = change.lstrip("+-")
+        if code.lower() == NONE:
+            labels = set()
+            continue
+        try:
+            code = family(code).code
+        except KeyError as error:
+            raise UsageError(f"{error.args[0]} (e.g. octet label 2506.01234 +VLM -LAM)") from None
+        if change.startswith("-"):
+            labels.discard(code)
+        else:
+            labels.add(code)
+    return [code for code in CODES if code in labels]
+
+
+def label_command(args, settings) -> int:
+    from pipeline.core.paper import InvalidArxivId, normalize_id
+    from storage import families as store
+    from storage.papers import existing_versions
+
+    try:
+        arxiv_id = normalize_id(args.arxiv_id)
+    except InvalidArxivId as error:
+        raise UsageError(str(error)) from None
+    if not existing_versions(settings.db_path, [arxiv_id]):
+        raise UsageError(f"{arxiv_id} is not in the database; fetch it first "
+                         "(octet run, octet fetch or octet import)")
+    if args.changes == ["--clear"]:
+        store.clear_reader_labels(settings.db_path, arxiv_id)
+    elif args.changes:
+        current = store.families_for(settings.db_path, [arxiv_id]).get(arxiv_id, {})
+        labels = apply_changes(current.get("labels", []), args.changes)
+        store.set_reader_labels(settings.db_path, arxiv_id, labels)
+    shown = store.families_for(settings.db_path, [arxiv_id]).get(arxiv_id)
+    if shown is None:
+        print(f"{arxiv_id}: not classified yet (octet run classifies it)")
+    else:
+        print(f"{arxiv_id}: {', '.join(shown['labels']) or NONE} ({shown['source']})")
+    return EXIT_OK
+
+
+# ---- train ---------------------------------------------------------------------------------
+
+
+def train_command(args, settings) -> int:
+    from pipeline.stages import families as classify
+
+    reader = None if args.no_reader else reader_set(settings)
+    output = Path(args.output) if args.output else classify.user_head_path(settings.home)
+    head = classify.train_and_save(output, reader)
+    count = len(reader.ids) if reader else 0
+    print(f"trained {head.version} on {head.info['papers']} papers ({count} labeled by you) "
+          f"→ {output}; the next `octet run` rescores every paper with it")
+    return EXIT_OK
+
+
+def reader_set(settings):
+    """The reader's labeled papers as a ``LabeledSet`` (embedding those not embedded yet)."""
+    import numpy as np
+
+    from pipeline.stages.families import LabeledSet
+    from pipeline.core.text import DIMENSIONS, paper_text
+    from pipeline.stages.encoder import embed_texts
+    from storage import families as store
+
+    rows = store.reader_labeled(settings.db_path)
+    missing = [row for row in rows if row["vector"] is None]
+    fresh = embed_texts([paper_text(r["title"], r["abstract"]) for r in missing],
+                        device=settings.device)
+    for row, vector in zip(missing, fresh):
+        row["vector"] = vector
+    matrix = np.stack([r["vector"] for r in rows]) if rows else np.zeros((0, DIMENSIONS),
+                                                                         dtype=np.float32)
+    return LabeledSet([r["arxiv_id"] for r in rows], [r["title"] for r in rows],
+                      [r["abstract"] for r in rows], [r["labels"] for r in rows], matrix)

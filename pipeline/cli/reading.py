@@ -1,0 +1,184 @@
+"""`octet queue`, `octet pick`, `octet done`, `octet app`: the reading habit from a terminal."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.core.errors import UsageError
+from pipeline.core import weeks
+from pipeline.core.paper import InvalidArxivId, normalize_id
+from pipeline.stages.reading import ensure_pick
+from storage import reading as store
+from storage.db import DatabaseBusy
+from storage.reading import NotStored
+
+APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def register(subparsers) -> None:
+    """Add the reading subcommands to the `octet` parser."""
+    queue = subparsers.add_parser("queue", help="the reading queue: add, remove, list")
+    actions = queue.add_subparsers(dest="queue_action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="append papers to the end of the queue")
+    add.add_argument("arxiv_ids", nargs="+", metavar="ARXIV_ID")
+    add.set_defaults(handler=queue_add)
+    remove = actions.add_parser("remove", help="take papers out of the queue")
+    remove.add_argument("arxiv_ids", nargs="+", metavar="ARXIV_ID")
+    remove.set_defaults(handler=queue_remove)
+    listing = actions.add_parser("list", help="show the queue in reading order")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(handler=queue_list)
+
+    pick = subparsers.add_parser("pick", help="show this week's pick, or set it")
+    pick.add_argument("arxiv_id", nargs="?", metavar="ARXIV_ID")
+    pick.add_argument("--json", action="store_true", help="print the pick as JSON")
+    pick.add_argument("--timezone", help="IANA time zone for the week (env OCTET_TIMEZONE)")
+    pick.set_defaults(handler=pick_command)
+
+    done = subparsers.add_parser("done",
+                                 help="mark a paper read this week, with a rating and notes")
+    done.add_argument("arxiv_id", metavar="ARXIV_ID")
+    done.add_argument("--rating", type=int, help="1 (poor) to 5 (excellent)")
+    done.add_argument("--note", help="your notes (Markdown)")
+    done.add_argument("--timezone", help="IANA time zone for the week (env OCTET_TIMEZONE)")
+    done.set_defaults(handler=done_command)
+
+    app = subparsers.add_parser("app", help="open the reading app (Streamlit) in a browser")
+    app.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1: this machine only)")
+    app.add_argument("--or-demo", action="store_true",
+                     help="open the demo database when yours has no papers yet")
+    app.set_defaults(handler=app_command)
+
+
+def _ids(raw_ids: list[str]) -> list[str]:
+    try:
+        return [normalize_id(raw) for raw in raw_ids]
+    except InvalidArxivId as error:
+        raise UsageError(str(error)) from None
+
+
+def _stored(call):
+    """Run a storage call, turning "not stored" / bad rating into a usage error."""
+
+    try:
+        return call()
+    except (NotStored, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+
+def queue_add(args, settings) -> int:
+
+    outcomes = _stored(lambda: store.queue_add(settings.db_path, _ids(args.arxiv_ids)))
+    for arxiv_id, outcome in outcomes.items():
+        print(f"{arxiv_id}: {outcome}")
+    return 0
+
+
+def queue_remove(args, settings) -> int:
+
+    ids = _ids(args.arxiv_ids)
+    removed = set(store.queue_remove(settings.db_path, ids))
+    for arxiv_id in ids:
+        print(f"{arxiv_id}: {'removed' if arxiv_id in removed else 'was not queued'}")
+    return 0
+
+
+def queue_list(args, settings) -> int:
+
+    rows = store.queue_list(settings.db_path)
+    if args.json:
+        fields = ("position", "arxiv_id", "title", "primary_category", "listed_date",
+                  "abs_url", "queued_at")
+        print(json.dumps([{name: row[name] for name in fields} for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("The queue is empty; add papers with `octet queue add ARXIV_ID`.")
+    for row in rows:
+        print(f"{row['position']:>3}. {row['arxiv_id']}  {row['title']}")
+    return 0
+
+
+def _pick_json(pick: dict) -> dict:
+    fields = ("week", "arxiv_id", "title", "status", "chosen_by", "reason", "runners_up",
+              "rating", "notes", "abs_url", "pdf_url")
+    return {name: pick.get(name) for name in fields}
+
+
+def pick_command(args, settings) -> int:
+
+    week = weeks.current_week(settings.timezone)
+    if args.arxiv_id:
+        arxiv_id = _ids([args.arxiv_id])[0]
+        _stored(lambda: store.set_pick(settings.db_path, week, arxiv_id, "reader",
+                                         "chosen by you"))
+        pick = store.get_pick(settings.db_path, week)
+    else:
+        pick = ensure_pick(settings)
+    if pick is None:
+        print(f"No pick for {week}: no papers yet. Run `octet run` (or `octet demo`) first.")
+        return 0
+    if args.json:
+        print(json.dumps(_pick_json(pick), indent=2))
+        return 0
+    print(f"{week} ({pick['status']}): {pick['arxiv_id']}  {pick['title']}")
+    print(f"  why: {pick['reason'] or '-'}")
+    print(f"  {pick['abs_url']}")
+    if pick.get("runners_up"):
+        print(f"  runners-up: {', '.join(pick['runners_up'])}")
+    return 0
+
+
+def done_command(args, settings) -> int:
+
+    arxiv_id = _ids([args.arxiv_id])[0]
+    week = weeks.current_week(settings.timezone)
+    _stored(lambda: store.mark_read(settings.db_path, arxiv_id, week, args.rating, args.note,
+                                      weeks.today(settings.timezone)))
+    rating = f", rated {args.rating}/5" if args.rating else ""
+    print(f"{arxiv_id}: read in {week}{rating}. Streak: "
+          f"{weeks.streak(store.read_weeks(settings.db_path), week)} week(s).")
+    return 0
+
+
+def app_environment(settings, or_demo: bool) -> dict:
+    """The environment the Streamlit process reads its settings from."""
+
+    environment = dict(os.environ, OCTET_HOME=str(settings.home), OCTET_DB=str(settings.db_path))
+    if or_demo and settings.demo_db_path.exists() and store.paper_count(settings.db_path) == 0:
+        environment["OCTET_DB"] = str(settings.demo_db_path)
+    if settings.timezone:
+        environment["OCTET_TIMEZONE"] = settings.timezone
+    return environment
+
+
+def _refresh_search(db_path: Path) -> None:
+    """Index new papers for keyword search before the app opens (search still works
+    without it, by a slower scan, so a busy database is not a reason to stop)."""
+
+    try:
+        indexed = store.refresh_search_index(db_path)
+    except DatabaseBusy:
+        return
+    if indexed:
+        print(f"Indexed {indexed:,} papers for keyword search.", flush=True)
+
+
+def app_command(args, settings) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a port; give a number from 1 to 65535")
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+               "--server.address", args.host, "--server.port", str(args.port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    environment = app_environment(settings, args.or_demo)
+    _refresh_search(Path(environment["OCTET_DB"]))
+    print(f"Octet app: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
+    try:
+        return subprocess.call(command, env=environment)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,378 @@
+"""Run ``octet run`` on arXiv's calendar: a user crontab line or systemd user units.
+
+arXiv announces new papers at 20:00 US Eastern, Sunday to Thursday; there is nothing
+new on Friday and Saturday evenings. The job runs a little after each announcement:
+systemd can say so in US Eastern time directly; cron reads times in the machine's zone,
+so the time is converted there, at the latest local time the announcement can map to
+during the year (the US and the local zone change clocks on different dates), so it
+never runs before the announcement.
+
+The external tools are overridable (tests must never touch the reader's real crontab or
+systemd): ``OCTET_CRONTAB`` (the crontab command), ``OCTET_SYSTEMD_DIR`` (where the units
+go) and ``OCTET_SYSTEMCTL`` (the systemctl command; empty skips it).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pipeline.core.settings import Settings
+
+ARXIV_ZONE_NAME = "America/New_York"
+ARXIV_ZONE = ZoneInfo(ARXIV_ZONE_NAME)
+ANNOUNCEMENT = time(20, 0)
+ANNOUNCEMENT_DAYS = (0, 1, 2, 3, 4)  # cron weekday numbers: Sunday (0) to Thursday (4)
+DEFAULT_DELAY_MINUTES = 30
+DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+BEGIN, END = "# >>> octet schedule >>>", "# <<< octet schedule <<<"
+SERVICE, TIMER = "octet.service", "octet.timer"
+
+
+class ScheduleError(RuntimeError):
+    """Installing or removing the schedule failed; the message names the fix."""
+
+
+# ---- when ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunTime:
+    """When the job runs, as clock time and weekdays in one time zone."""
+
+    hour: int
+    """Hour of day, 0-23."""
+
+    minute: int
+    """Minute, 0-59."""
+
+    weekdays: tuple[int, ...]
+    """Cron weekday numbers (0 = Sunday … 6 = Saturday)."""
+
+    zone: str
+    """The time zone those are in (an IANA name, or a UTC offset when unnamed)."""
+
+    spread_minutes: int
+    """How much earlier than this the announcement + delay falls on some days of the
+    year (the zones change clocks on different dates); 0 when the zones move together."""
+
+    def clock(self) -> str:
+        """``02:30``."""
+        return f"{self.hour:02d}:{self.minute:02d}"
+
+    def days(self) -> str:
+        """``Mon-Fri`` or ``Sun, Mon, Tue``."""
+        return days_text(self.weekdays)
+
+
+def run_time(zone: tzinfo, delay_minutes: int = DEFAULT_DELAY_MINUTES,
+             start: date | None = None) -> RunTime:
+    """The latest local time, over the coming year, that an announcement plus
+    ``delay_minutes`` maps to in ``zone``; and the local weekdays it falls on."""
+    start = start or date.today()
+    offsets = []
+    for day in (start + timedelta(days=number) for number in range(371)):
+        if cron_weekday(day) not in ANNOUNCEMENT_DAYS:
+            continue
+        moment = datetime.combine(day, ANNOUNCEMENT, ARXIV_ZONE) + timedelta(minutes=delay_minutes)
+        local = moment.astimezone(zone)
+        offsets.append((local.date() - day).days * 1440 + local.hour * 60 + local.minute)
+    shift, minutes = divmod(max(offsets), 1440)
+    weekdays = tuple(sorted({(day + shift) % 7 for day in ANNOUNCEMENT_DAYS}))
+    return RunTime(hour=minutes // 60, minute=minutes % 60, weekdays=weekdays,
+                   zone=zone_name(zone), spread_minutes=max(offsets) - min(offsets))
+
+
+def cron_weekday(day: date) -> int:
+    """Cron's weekday number of a date (0 = Sunday)."""
+    return (day.weekday() + 1) % 7
+
+
+def days_text(weekdays: tuple[int, ...]) -> str:
+    """Weekday numbers as names, runs joined: ``Mon-Fri``, ``Sun-Thu``, ``Sat, Sun-Wed``."""
+    return ", ".join(f"{DAY_NAMES[first]}-{DAY_NAMES[last]}" if last > first
+                     else DAY_NAMES[first] for first, last in _runs(weekdays))
+
+
+def cron_days(weekdays: tuple[int, ...]) -> str:
+    """Weekday numbers in cron syntax: ``1-5``, ``0-3,6``."""
+    return ",".join(f"{first}-{last}" if last > first else str(first)
+                    for first, last in _runs(weekdays))
+
+
+def _runs(weekdays: tuple[int, ...]) -> list[tuple[int, int]]:
+    runs: list[list[int]] = []
+    for day in sorted(set(weekdays)):
+        if runs and day == runs[-1][1] + 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(first, last) for first, last in runs]
+
+
+def zone_name(zone: tzinfo) -> str:
+    """An IANA name when the zone has one, else its current UTC offset."""
+    return getattr(zone, "key", None) or datetime.now(zone).strftime("UTC%z")
+
+
+# ---- what ------------------------------------------------------------------------------------
+
+def job_command(settings: Settings) -> list[str]:
+    """The command the schedule runs: this installation's ``octet run`` on this data dir."""
+    beside = Path(sys.executable).parent / "octet"
+    found = str(beside) if beside.is_file() else shutil.which("octet")
+    command = [found] if found else [sys.executable, "-m", "pipeline.cli"]
+    command += ["--home", str(settings.home)]
+    if settings.db:
+        command += ["--db", str(settings.db)]
+    return command + ["run"]
+
+
+def working_directory() -> Path:
+    """Where the job starts: the project folder, so ``python -m pipeline.cli`` finds the
+    package even when it is not installed."""
+    return Path(__file__).resolve().parents[2]
+
+
+def cron_block(settings: Settings, cron_zone: tzinfo, reader: tzinfo,
+               delay_minutes: int = DEFAULT_DELAY_MINUTES) -> str:
+    """The crontab lines, between markers that ``remove`` finds again."""
+    when = run_time(cron_zone, delay_minutes)
+    command = shlex.join(job_command(settings))
+    # cron turns an unescaped % into a newline.
+    line = (f"{when.minute} {when.hour} * * {cron_days(when.weekdays)} "
+            f"out=$(cd {shlex.quote(str(working_directory()))} && {command} 2>&1) "
+            f"|| echo \"$out\"").replace("%", "\\%")
+    comments = [
+        "# Managed by `octet schedule install cron`; `octet schedule remove` deletes this block.",
+        f"# arXiv announces at 20:00 US Eastern, Sun-Thu; Octet runs {delay_minutes} min later:",
+        f"# {when.clock()} {when.days()} in {when.zone} (the zone cron uses on this machine).",
+        *_reader_line(when, reader, delay_minutes),
+        *_spread_line(when),
+        "# Output is printed (so cron mails it) only when the run fails.",
+    ]
+    return "\n".join([BEGIN, *comments, line, END]) + "\n"
+
+
+def _reader_line(when: RunTime, reader: tzinfo, delay_minutes: int) -> list[str]:
+    mine = run_time(reader, delay_minutes)
+    if mine.zone == when.zone:
+        return []
+    return [f"# That is {mine.clock()} {mine.days()} in your time zone, {mine.zone}."]
+
+
+def _spread_line(when: RunTime) -> list[str]:
+    if not when.spread_minutes:
+        return []
+    return [f"# For a few weeks a year (the zones change clocks on different dates) this is "
+            f"up to {when.spread_minutes} min later than that."]
+
+
+def systemd_units(settings: Settings, reader: tzinfo,
+                  delay_minutes: int = DEFAULT_DELAY_MINUTES) -> dict[str, str]:
+    """``{"octet.service": text, "octet.timer": text}`` for a systemd user instance."""
+    shift, minutes = divmod(ANNOUNCEMENT.hour * 60 + delay_minutes, 1440)
+    days = tuple((day + shift) % 7 for day in ANNOUNCEMENT_DAYS)
+    mine = run_time(reader, delay_minutes)
+    service = "\n".join([
+        "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
+        "[Unit]",
+        "Description=Octet: fetch and process the latest arXiv announcement",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"WorkingDirectory={str(working_directory()).replace('%', '%%')}",
+        "ExecStart=" + " ".join(systemd_quote(part) for part in job_command(settings)),
+        "Nice=10",
+        ""])
+    timer = "\n".join([
+        "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
+        f"# arXiv announces at 20:00 US Eastern, Sun-Thu; this runs {delay_minutes} min later,",
+        f"# which is {mine.clock()} {mine.days()} in your time zone ({mine.zone}).",
+        "[Unit]",
+        "Description=Run Octet after each arXiv announcement",
+        "",
+        "[Timer]",
+        f"OnCalendar={systemd_days(days)} *-*-* {minutes // 60:02d}:{minutes % 60:02d}:00 "
+        f"{ARXIV_ZONE_NAME}",
+        "# Catch up at the next boot or login when the machine was off at that time.",
+        "Persistent=true",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        ""])
+    return {SERVICE: service, TIMER: timer}
+
+
+def systemd_days(weekdays: tuple[int, ...]) -> str:
+    """Weekdays in systemd syntax. Its weeks start on Monday and ranges cannot wrap, so
+    Sunday to Thursday is ``Mon..Thu,Sun``."""
+    names = {0: "Sun", 1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat"}
+    ordered = sorted(set(weekdays), key=lambda day: (day + 6) % 7)  # Monday first
+    runs: list[list[int]] = []
+    for day in ordered:
+        if runs and (day + 6) % 7 == (runs[-1][1] + 6) % 7 + 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return ",".join(f"{names[first]}..{names[last]}" if first != last else names[first]
+                    for first, last in runs)
+
+
+def systemd_quote(word: str) -> str:
+    """One argument in systemd's unit syntax: quoted, with %, $, \\ and " escaped."""
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+# ---- install and remove ----------------------------------------------------------------------
+
+def crontab_command() -> list[str]:
+    """The crontab command (``OCTET_CRONTAB`` overrides it, e.g. for tests)."""
+    return shlex.split(os.environ.get("OCTET_CRONTAB") or "crontab")
+
+
+def systemd_dir() -> Path:
+    """Where user units go: ``OCTET_SYSTEMD_DIR``, else ``$XDG_CONFIG_HOME/systemd/user``."""
+    override = os.environ.get("OCTET_SYSTEMD_DIR")
+    if override:
+        return Path(override).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "systemd" / "user"
+
+
+def systemctl_command() -> list[str] | None:
+    """The systemctl command (``OCTET_SYSTEMCTL``; set it empty to skip systemctl)."""
+    value = os.environ.get("OCTET_SYSTEMCTL")
+    if value is None:
+        return ["systemctl"]
+    return shlex.split(value) or None
+
+
+def _call(command: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise ScheduleError(f"{command[0]} is not installed; install it or use the other "
+                            "schedule kind (cron or systemd)") from None
+
+
+def read_crontab() -> str:
+    """The user's crontab ('' when there is none)."""
+    result = _call(crontab_command() + ["-l"])
+    if result.returncode == 0:
+        return result.stdout
+    if "no crontab" in result.stderr.lower():
+        return ""
+    raise ScheduleError(f"`crontab -l` failed: {result.stderr.strip()}; check that cron is "
+                        "installed and you may use it")
+
+
+def without_block(crontab: str) -> str:
+    """The crontab with Octet's block (between the markers) taken out."""
+    kept, inside = [], False
+    for line in crontab.splitlines():
+        if line.strip() == BEGIN:
+            inside = True
+            if kept and not kept[-1].strip():  # the blank line install put before the block
+                kept.pop()
+        elif line.strip() == END and inside:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def install_cron(block: str, dry_run: bool) -> dict:
+    """Put the block into the user's crontab, replacing an earlier one."""
+    current = read_crontab()
+    updated = without_block(current)
+    updated = (updated.rstrip("\n") + "\n\n" if updated.strip() else "") + block
+    if not dry_run:
+        result = _call(crontab_command() + ["-"], stdin=updated)
+        if result.returncode != 0:
+            raise ScheduleError(f"`crontab -` refused the new crontab: {result.stderr.strip()}")
+    return {"kind": "cron", "dry_run": dry_run, "replaced": BEGIN in current,
+            "crontab": updated}
+
+
+def install_systemd(units: dict[str, str], dry_run: bool) -> dict:
+    """Write the units and enable the timer with ``systemctl --user``."""
+    folder = systemd_dir()
+    systemctl = systemctl_command()
+    commands = [["daemon-reload"], ["enable", "--now", TIMER]]
+    planned = [(systemctl or ["systemctl"]) + ["--user", *args] for args in commands]
+    report = {"kind": "systemd", "dry_run": dry_run, "folder": str(folder),
+              "files": [str(folder / name) for name in units], "commands": planned,
+              "ran": []}
+    if dry_run:
+        return report
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in units.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    if systemctl is None:
+        return report
+    for command in planned:
+        result = _call(command)
+        if result.returncode != 0:
+            raise ScheduleError(
+                f"`{shlex.join(command)}` failed: {result.stderr.strip()}; the units are in "
+                f"{folder}: start a user session with systemd (or `loginctl enable-linger`) "
+                "and run the command again")
+        report["ran"].append(command)
+    return report
+
+
+def remove(kind: str = "all", dry_run: bool = False) -> dict:
+    """Take the schedule out of the crontab and/or the systemd user folder."""
+    report = {"dry_run": dry_run, "cron": None, "systemd": []}
+    if kind in ("all", "cron"):
+        report["cron"] = _remove_cron(dry_run, required=kind == "cron")
+    if kind in ("all", "systemd"):
+        report["systemd"] = _remove_systemd(dry_run)
+    return report
+
+
+def _remove_cron(dry_run: bool, required: bool) -> bool:
+    """True when a block was found (and, unless dry run, removed)."""
+    try:
+        current = read_crontab()
+    except ScheduleError:
+        if required:
+            raise
+        return False  # no cron on this machine: nothing of ours to remove
+    if BEGIN not in current:
+        return False
+    if not dry_run:
+        result = _call(crontab_command() + ["-"], stdin=without_block(current))
+        if result.returncode != 0:
+            raise ScheduleError(f"`crontab -` refused the new crontab: {result.stderr.strip()}")
+    return True
+
+
+def _remove_systemd(dry_run: bool) -> list[str]:
+    """The unit files removed (or that would be)."""
+    folder = systemd_dir()
+    present = [folder / name for name in (TIMER, SERVICE) if (folder / name).is_file()]
+    if not present or dry_run:
+        return [str(path) for path in present]
+    systemctl = systemctl_command()
+    if systemctl:  # failing to stop a timer that is not running is fine
+        _try(systemctl + ["--user", "disable", "--now", TIMER])
+    for path in present:
+        path.unlink()
+    if systemctl:
+        _try(systemctl + ["--user", "daemon-reload"])
+    return [str(path) for path in present]
+
+
+def _try(command: list[str]) -> None:
+    try:
+        subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        pass

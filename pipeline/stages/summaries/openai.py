@@ -1,0 +1,155 @@
+"""Summaries from any OpenAI-compatible chat-completions server (vLLM, llama.cpp server,
+Ollama, hosted APIs): base URL, model, key from an environment variable; bounded
+concurrency, timeouts and retries with backoff."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import requests
+
+from pipeline.core.paper import Paper
+from pipeline.stages.summaries.replies import parse_replies
+from pipeline.stages.summaries.summary import (BackendUnavailable, Summary, SummaryFailure,
+                                               with_provenance)
+from prompts import SUMMARY_PROMPT, summary_messages
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class RequestFailed(RuntimeError):
+    """One paper's request failed for good (after retries, or with a non-retryable status)."""
+
+
+@dataclass
+class OpenAISummarizer:
+    """Chat-completions client; one request per paper, ``concurrency`` in flight at once."""
+
+    model: str
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str | None = None
+    concurrency: int = 4
+    max_new_tokens: int = 256
+    timeout: float = 30.0
+    retries: int = 5
+    retry_delay: float = 1.0
+    """Seconds before the first retry; doubled after each (with jitter), capped at 30."""
+    backend: str = "openai"
+    prompt_version: str = SUMMARY_PROMPT
+    _session: requests.Session | None = field(default=None, repr=False)
+    _down: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings) -> "OpenAISummarizer":
+        if not settings.model:
+            raise BackendUnavailable("the openai backend needs a model name: pass --model "
+                                     "(the server's model id) or set OCTET_MODEL")
+        return cls(model=settings.model, base_url=settings.openai_base_url,
+                   api_key=os.environ.get(settings.openai_api_key_env) or None,
+                   concurrency=max(1, settings.openai_concurrency),
+                   max_new_tokens=settings.max_new_tokens, timeout=settings.http_timeout,
+                   retries=settings.http_retries)
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _payload(self, paper: Paper) -> dict:
+        return {"model": self.model, "messages": summary_messages(paper.title, paper.abstract),
+                "max_tokens": self.max_new_tokens, "temperature": 0, "stream": False}
+
+    def _pause(self, attempt: int, response: requests.Response | None) -> None:
+        delay = min(30.0, self.retry_delay * 2 ** attempt) * (0.5 + random.random())
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after and retry_after.isdigit():
+            delay = min(60.0, float(retry_after))
+        time.sleep(delay)
+
+    def complete(self, paper: Paper) -> str:
+        """The model's reply for one paper; raises ``RequestFailed`` or, when the server
+        cannot be reached at all, ``BackendUnavailable``."""
+        session = self._session or requests.Session()
+        unreachable, problem = False, "no answer"
+        for attempt in range(self.retries + 1):
+            if self._down.is_set():  # another request already found the server gone
+                unreachable = True
+                break
+            response = None
+            try:
+                response = session.post(self.url, json=self._payload(paper),
+                                        headers=self._headers(), timeout=self.timeout)
+            except requests.ConnectionError as error:
+                unreachable, problem = True, type(error).__name__
+            except requests.Timeout:
+                unreachable, problem = False, f"no answer within {self.timeout:g} s"
+            else:
+                if response.status_code == 200:
+                    return _reply_text(response)
+                unreachable, problem = False, f"HTTP {response.status_code}"
+                if response.status_code not in _RETRY_STATUS:
+                    raise RequestFailed(f"HTTP {response.status_code} from {self.url}: "
+                                        f"{' '.join(response.text[:200].split())}")
+            if attempt < self.retries:
+                self._pause(attempt, response)
+        if unreachable:
+            self._down.set()
+            raise BackendUnavailable(f"no OpenAI-compatible server answers at {self.base_url}; "
+                                     f"start it or set openai_base_url "
+                                     f"(OCTET_OPENAI_BASE_URL)")
+        raise RequestFailed(f"{self.url} failed {self.retries + 1} times (last: {problem})")
+
+    def _reply(self, paper: Paper) -> str | SummaryFailure:
+        try:
+            return self.complete(paper)
+        except RequestFailed as error:
+            return SummaryFailure(paper.arxiv_id, str(error))
+
+    def summarize(self, papers: Sequence[Paper]) -> list[Summary | SummaryFailure]:
+        papers = list(papers)
+        self._session = self._session or _session(self.concurrency)
+        # The first paper alone: a server that is down costs one paper's retries, not all.
+        replies = [self._reply(paper) for paper in papers[:1]]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            replies += list(pool.map(self._reply, papers[1:]))
+        answered = [index for index, reply in enumerate(replies) if isinstance(reply, str)]
+        parsed = parse_replies([replies[i] for i in answered], [papers[i] for i in answered])
+        for index, summary in zip(answered, parsed):
+            replies[index] = with_provenance(summary, papers[index], self)
+        return replies
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def _session(concurrency: int) -> requests.Session:
+    """A session whose connection pool holds one connection per request in flight."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=concurrency)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _reply_text(response: requests.Response) -> str:
+    """``choices[0].message.content``; a malformed body is this paper's failure."""
+    try:
+        return response.json()["choices"][0]["message"]["content"] or ""
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise RequestFailed(f"the server's reply is not a chat completion "
+                            f"({type(error).__name__}: {error})") from None

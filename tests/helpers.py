@@ -1,0 +1,115 @@
+"""What the tests share, imported one way (``from tests.helpers import ...``): where the
+fixtures are, the real papers of the listings slice, and helpers that store them.
+
+Everything here reads ``tests/fixtures/`` only, so a fresh clone with nothing beside it
+runs the suite. The fixtures are real arXiv metadata (CC0) and real arXiv responses; see
+``tests/fixtures/README.md`` for where each came from.
+"""
+from __future__ import annotations
+
+import json
+import lzma
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.core.paper import Paper, abs_url, clean_text, pdf_url
+from storage.papers import upsert_papers
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "arxiv"
+LISTINGS = REPO / "tests" / "fixtures" / "listings_slice.jsonl.xz"
+LABELED_DEV = REPO / "tests" / "fixtures" / "labeled_dev.jsonl"
+
+
+@lru_cache(maxsize=1)
+def _listings() -> tuple[dict, ...]:
+    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
+        return tuple(json.loads(line) for line in handle)
+
+
+def real_listings(limit: int | None = None, day: str | None = None) -> list[dict]:
+    """Real papers of the listings slice, in file order (optionally of one listing day)."""
+    rows = [row for row in _listings() if day is None or row["listed_date"] == day]
+    return rows[:limit] if limit else rows
+
+
+def first_papers(count: int) -> list[Paper]:
+    """The first ``count`` papers of the slice as bare ``Paper``s (title and abstract)."""
+    return [Paper(arxiv_id=row["id"], version=1, title=row["title"], abstract=row["abstract"])
+            for row in real_listings(limit=count)]
+
+
+def paper_from_row(row: dict) -> Paper:
+    """A stored-shape ``Paper`` from one line of the real listings file."""
+    day = row["listed_date"]
+    return Paper(
+        arxiv_id=row["id"], version=1, title=clean_text(row["title"]),
+        authors=tuple(row["authors"]), abstract=clean_text(row["abstract"]),
+        categories=tuple(row["categories"]), primary_category=row["categories"][0],
+        published=datetime.fromisoformat(day).replace(tzinfo=timezone.utc),
+        comment=row.get("comment"), abs_url=abs_url(row["id"]), pdf_url=pdf_url(row["id"]),
+        announce_type="new", listed_date=day)
+
+
+def store_real_papers(db_path, limit: int = 60, day: str | None = None) -> list[Paper]:
+    """Store ``limit`` real papers (optionally of one listing day); returns them."""
+    papers = [paper_from_row(row) for row in real_listings(limit=limit, day=day)]
+    upsert_papers(db_path, papers)
+    return papers
+
+
+def store_embeddings(db_path, papers: list[Paper], vectors) -> None:
+    """Store embeddings the way the classify stage does (``storage.families``)."""
+    from storage.families import store_results
+
+    store_results(db_path, [{"arxiv_id": p.arxiv_id, "version": p.version, "vector": v}
+                            for p, v in zip(papers, vectors)], [], "test")
+
+
+def store_families(db_path, labeled: dict[str, list[str]], score: float = 0.9) -> None:
+    """Store model family labels (with ``score`` for each label, 0.05 for the others)."""
+    from pipeline.core.families import CODES
+    from storage.families import store_results
+
+    rows = [{"arxiv_id": arxiv_id, "version": 1, "labels": labels,
+             "scores": {code: score if code in labels else 0.05 for code in CODES}}
+            for arxiv_id, labels in labeled.items()]
+    store_results(db_path, [], rows, "test")
+
+
+def set_reading(db_path, rows: list[dict]) -> None:
+    """Give papers reading states the way the app and the Obsidian import do
+    (``storage.reading.set_state``): ``arxiv_id``, ``state`` and optionally ``week``
+    (default: this week), ``read_on``, ``rating``, ``notes``."""
+    from pipeline.core.weeks import current_week
+    from storage import reading
+
+    for row in rows:
+        reading.set_state(db_path, row["arxiv_id"], row["state"],
+                          row.get("week") or current_week(""), row.get("read_on"),
+                          rating=row.get("rating", reading.KEEP),
+                          notes=row.get("notes", reading.KEEP))
+
+
+def states_of(db_path, arxiv_ids: list[str]) -> dict[str, str]:
+    """The reading state of each id, as the app's cards show it."""
+    from storage.reading import cards
+
+    found = cards(db_path, list(arxiv_ids))
+    return {arxiv_id: found[arxiv_id]["state"] for arxiv_id in arxiv_ids}
+
+
+def nearest_ids(db_path, vector, wanted=None, limit: int = 50) -> list[tuple[str, float]]:
+    """``(id, cosine)`` of the papers nearest a vector (``storage.search.find_nearest``)."""
+    from storage.search import find_nearest
+
+    return [(card["arxiv_id"], card["score"]) for card in find_nearest(db_path, vector, wanted,
+                                                                       limit)]
+
+
+def similar_ids(db_path, arxiv_id: str, limit: int = 10) -> list[tuple[str, float]]:
+    """``(id, cosine)`` of the papers most like one paper (``storage.search.find_similar``)."""
+    from storage.search import find_similar
+
+    return [(card["arxiv_id"], card["score"]) for card in find_similar(db_path, arxiv_id, limit)]
