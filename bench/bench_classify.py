@@ -39,7 +39,8 @@ def _papers():
 
 def _at_length(tokens: int, call):
     """``call`` run with the encoder cut at ``tokens`` word pieces."""
-    from pipeline.stages.encoder import MAX_TOKENS, encoder, pick_device
+    from pipeline.core.text import MAX_TOKENS
+    from pipeline.stages.encoder import encoder, pick_device
 
     def run():
         model = encoder(pick_device())
@@ -83,7 +84,8 @@ def _interleaved(variants: list[tuple[str, object, object]]) -> list[tuple[str, 
 def speed_section() -> str:
     from bench.common import table
     from pipeline.stages import families as classify
-    from pipeline.stages.encoder import MAX_TOKENS, embed_texts, paper_text, pick_device
+    from pipeline.core.text import MAX_TOKENS, paper_text
+    from pipeline.stages.encoder import embed_texts, pick_device
 
     papers = _papers()
     ids, titles = [p.arxiv_id for p in papers], [p.title for p in papers]

@@ -51,7 +51,8 @@ def _papers(rows: list[dict]):
 
 def _encoder_rate(papers, sample: int = 256) -> float:
     """Baseline for the classify stage: papers/s of the bare encoder on the same texts."""
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
 
     texts = [paper_text(paper.title, paper.abstract) for paper in papers[:sample]]
     embed_texts(texts[:8])  # load the model outside the timing

@@ -66,7 +66,8 @@ def _classify_rates(home: str) -> tuple[float, float]:
     os.environ["OCTET_HOME"] = home
     from pipeline.stages.families import classify_pending, current_head
     from pipeline.core.settings import load_settings
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
     from storage.families import pending_papers
 
     settings = load_settings()

@@ -54,7 +54,8 @@ def _setup(db_path: Path) -> tuple[list[dict], list[dict], dict]:
     """Store everything but the held-back papers; returns the sample, the held-back rows
     and the setup times."""
     from bench.bench_app import add_history, load_papers, store_families_and_vectors
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
     from bench.common import real_listings
 
     rows = real_listings()

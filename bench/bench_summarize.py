@@ -49,7 +49,8 @@ def _papers(count: int):
 
 def bench_extractive() -> list[str]:
     from pipeline.stages.summaries.extractive import ExtractiveSummarizer
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
 
     papers = _papers(EXTRACTIVE_PAPERS)
     summarizer = ExtractiveSummarizer()

@@ -75,10 +75,12 @@ def queue_add(db_path: Path, arxiv_ids: list[str]) -> dict[str, str]:
         return {arxiv_id: _queue(con, arxiv_id) for arxiv_id in arxiv_ids}
 
 
-def _queue(con, arxiv_id: str) -> str:
+def _queue(con, arxiv_id: str, again: bool = False) -> str:
+    """The end of the queue; a read paper goes back only when asked ``again`` (a reader who
+    sets a read note back to queued in Obsidian wants to read it again)."""
     _require_paper(con, arxiv_id)
     state = _state(con, arxiv_id)
-    if state in ("queued", "read", "pick"):
+    if state in ("queued", "pick") or (state == "read" and not again):
         return {"queued": "already queued", "read": "already read",
                 "pick": "this week's pick"}[state]
     last = con.execute("SELECT coalesce(max(queue_position), 0) FROM reading "
@@ -300,7 +302,7 @@ def _to_skipped(con, arxiv_id: str, week: str, read_on) -> None:
 _STATE_RULES = {
     "inbox": lambda con, arxiv_id, week, read_on: (_release(con, arxiv_id),
                                                    _back_to_inbox(con, arxiv_id)),
-    "queued": lambda con, arxiv_id, week, read_on: _queue(con, arxiv_id),
+    "queued": lambda con, arxiv_id, week, read_on: _queue(con, arxiv_id, again=True),
     "pick": _to_pick,
     "read": lambda con, arxiv_id, week, read_on: _mark_read(con, arxiv_id, week, read_on),
     "skipped": _to_skipped,

@@ -191,7 +191,8 @@ def test_demo_database_is_labeled(settings, monkeypatch):
 
 
 def test_browse_semantic_search_and_similar_papers(settings, filled):
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
 
     vectors = embed_texts([paper_text(p.title, p.abstract) for p in filled])
     store_embeddings(settings.db_path, filled, vectors)

@@ -192,7 +192,7 @@ class FakeExtractive:
 def test_parse_replies_pays_for_the_fallback_only_where_needed(texts):
     papers = [Paper(arxiv_id=f"2601.{n:05d}", version=1, title=f"T{n}") for n in range(len(texts))]
     ASKED.clear()
-    with mock.patch("pipeline.stages.summaries.extractive.ExtractiveSummarizer", FakeExtractive):
+    with mock.patch("pipeline.stages.summaries.replies.ExtractiveSummarizer", FakeExtractive):
         parsed = parse_replies(texts, papers)
     assert len(parsed) == len(texts)
     needy = [paper.arxiv_id for paper, text in zip(papers, texts)

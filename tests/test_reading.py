@@ -118,8 +118,7 @@ def test_reading_another_paper_replaces_an_unread_pick(settings, papers):
     assert _row(db, papers[0].arxiv_id) is None  # the proposed pick went back to the inbox
     reading.mark_read(db, papers[4].arxiv_id, "2026-W49")  # no pick yet that week
     assert reading.get_pick(db, "2026-W49")["status"] == "read"
-    weeks = {row["week"] for row in reading.all_picks(db) if row["status"] == "read"}
-    assert weeks.streak(weeks, "2026-W49") == 2
+    assert weeks.streak(reading.read_weeks(db), "2026-W49") == 2
 
 
 def test_ensure_pick_proposes_once_per_week_from_the_queue(settings, papers):
@@ -266,7 +265,8 @@ def test_actions_during_a_concurrent_writer_are_never_lost(settings, papers):
 @pytest.fixture(scope="module")
 def vectors_of():
     """Embed with the real packaged encoder, once per module per text."""
-    from pipeline.stages.encoder import embed_texts, paper_text
+    from pipeline.core.text import paper_text
+    from pipeline.stages.encoder import embed_texts
 
     cache: dict[str, object] = {}
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from pipeline.core import weeks
 from pipeline.stages import schedule
 from pipeline.cli import main
 
@@ -122,7 +123,7 @@ def test_install_and_remove_cron_keep_other_lines(settings, fake_crontab, capsys
     assert main(["schedule", "install", "cron", "--delay", "45"]) == 0  # replaces, not appends
     installed = fake_crontab.read_text()
     assert installed.startswith("MAILTO=me@example.org\n0 5 * * * backup\n")
-    when = schedule.run_time(schedule.system_zone(), 45)
+    when = schedule.run_time(weeks.system_zone(), 45)
     assert installed.count(schedule.BEGIN) == 1
     assert cron_line(installed.split(schedule.BEGIN)[1]).startswith(f"{when.minute} {when.hour} ")
     capsys.readouterr()
@@ -178,7 +179,7 @@ def test_systemd_user_instance_accepts_the_units(settings, fake_systemd, tmp_pat
     assert "systemctl --user enable --now octet.timer" in printed
     folder = tmp_path / "verify"
     folder.mkdir()
-    for name, text in schedule.systemd_units(settings, schedule.reader_zone(settings)).items():
+    for name, text in schedule.systemd_units(settings, weeks.reader_zone(settings.timezone)).items():
         assert f"# ---- {tmp_path / 'units' / name} ----\n{text}" in printed
         (folder / name).write_text(text)
     runtime = tmp_path / "runtime"

@@ -140,11 +140,11 @@ def test_index_follows_what_other_connections_store(settings, papers, monkeypatc
     assert search.find_keyword(db, BrowseFilter())[1] == len(papers) + 1
     # The new version has no embedding yet: semantic search leaves it out until it has.
     vector = _unit_vectors(1, seed=7)[0]
-    nearest = [c["arxiv_id"] for c in search.find_semantic(db, vector, limit=100)]
+    nearest = [c["arxiv_id"] for c in search.find_nearest(db, vector, limit=100)]
     assert papers[2].arxiv_id not in nearest and "2699.00001" not in nearest
     new = [papers[1].with_changes(arxiv_id="2699.00001"), papers[2].with_changes(version=2)]
     store_embeddings(db, new, [vector, -vector])
-    nearest = search.find_semantic(db, vector, limit=100)
+    nearest = search.find_nearest(db, vector, limit=100)
     assert nearest[0]["arxiv_id"] == "2699.00001" and nearest[0]["score"] == pytest.approx(1)
     assert nearest[-1]["arxiv_id"] == papers[2].arxiv_id
     # States and labels written by the app itself show at once.
@@ -159,13 +159,13 @@ def test_a_steady_database_is_searched_without_a_connection(settings, papers, mo
     db = settings.db_path
     monkeypatch.setattr(search_index, "RACY_SECONDS", 0.0)
     store_embeddings(db, papers, _unit_vectors(len(papers)))
-    monkeypatch.setattr(search, "encode_query", lambda text: _unit_vectors(1, 3)[0])
-    search.find_hybrid(db, BrowseFilter(text="model"))
+    query = _unit_vectors(1, 3)[0]
+    search.find_hybrid(db, BrowseFilter(text="model"), query)
     opened = []
     real = search_index.connect
     monkeypatch.setattr(search_index, "connect",
                         lambda *args, **kwargs: opened.append(1) or real(*args, **kwargs))
-    search.find_hybrid(db, BrowseFilter(text="vision", category="cs.CV"))
+    search.find_hybrid(db, BrowseFilter(text="vision", category="cs.CV"), query)
     search.find_keyword(db, BrowseFilter(states=("inbox",)))
     search.find_similar(db, papers[0].arxiv_id)
     assert opened == []
@@ -194,22 +194,22 @@ upsert_papers({str(db)!r}, [paper.with_changes(title="Wombatformer: " + paper.ti
 
 def test_semantic_search_ranks_by_cosine_within_the_filter(settings, papers):
     db = settings.db_path
-    assert search.find_semantic(db, _unit_vectors(1)[0]) == []  # no embeddings yet
+    assert search.find_nearest(db, _unit_vectors(1)[0]) == []  # no embeddings yet
     assert not search.has_vectors(db)
     vectors = _unit_vectors(len(papers))
     store_embeddings(db, papers, vectors * 3)  # cosine, whatever the stored length
     assert search.has_vectors(db)
     query = vectors[5] + 0.5 * vectors[9]
     expected = np.argsort(-(vectors @ (query / np.linalg.norm(query))), kind="stable")
-    nearest = search.find_semantic(db, query, limit=5)
+    nearest = search.find_nearest(db, query, limit=5)
     assert [c["arxiv_id"] for c in nearest] == [papers[i].arxiv_id for i in expected[:5]]
     assert nearest[0]["arxiv_id"] == papers[5].arxiv_id
     assert [c["score"] for c in nearest] == sorted((c["score"] for c in nearest), reverse=True)
     reading.dismiss(db, [papers[5].arxiv_id])
-    kept = search.find_semantic(db, query, BrowseFilter(states=("inbox",)), 5)
+    kept = search.find_nearest(db, query, BrowseFilter(states=("inbox",)), 5)
     assert [c["arxiv_id"] for c in kept] == [papers[i].arxiv_id for i in expected[1:6]]
     category = "cs.CV"
-    in_category = search.find_semantic(db, query, BrowseFilter(category=category), 100)
+    in_category = search.find_nearest(db, query, BrowseFilter(category=category), 100)
     assert [c["arxiv_id"] for c in in_category] == [
         papers[i].arxiv_id for i in expected if category in papers[i].categories]
     # The old SQL entry points answer the same.
@@ -225,10 +225,9 @@ def test_hybrid_lists_keyword_hits_then_new_neighbours(settings, papers, monkeyp
     outside = next(i for i, p in enumerate(papers) if p.arxiv_id not in hits)
     inside = papers.index(next(p for p in papers if p.arxiv_id == hits[0]))
     # The query lies between a paper without the word and one with it.
-    monkeypatch.setattr(search, "encode_query",
-                        lambda text: vectors[outside] + 0.9 * vectors[inside])
+    query = vectors[outside] + 0.9 * vectors[inside]
     for limit in (4, 25, 100):
-        cards, total = search.find_hybrid(db, BrowseFilter(text="model", limit=limit))
+        cards, total = search.find_hybrid(db, BrowseFilter(text="model", limit=limit), query)
         keyword = hits[:limit]
         assert total == len(hits)
         assert [c["arxiv_id"] for c in cards[:len(keyword)]] == keyword
@@ -240,7 +239,7 @@ def test_hybrid_lists_keyword_hits_then_new_neighbours(settings, papers, monkeyp
         ids = [c["arxiv_id"] for c in cards]
         assert len(ids) == len(set(ids))  # no paper twice
     # No text: the filter's papers, as keyword search lists them.
-    assert search.find_hybrid(db, BrowseFilter()) == search.find_keyword(
+    assert search.find_hybrid(db, BrowseFilter(), None) == search.find_keyword(
         db, BrowseFilter())
 
 
@@ -262,7 +261,7 @@ def test_similar_papers_leave_the_paper_out(settings, papers):
 def test_an_empty_database_and_a_replaced_file(settings):
     db = settings.db_path
     assert search.find_keyword(db, BrowseFilter(text="model")) == ([], 0)
-    assert search.find_hybrid(db, BrowseFilter()) == ([], 0)
+    assert search.find_hybrid(db, BrowseFilter(), None) == ([], 0)
     store_real_papers(db, 5)
     assert search.find_keyword(db, BrowseFilter())[1] == 5
     # Another database put in its place (a restored backup): the index follows it.

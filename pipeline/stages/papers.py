@@ -14,6 +14,7 @@ from pipeline.core.paper import Paper
 from pipeline.stages.sources import (ArxivRequestError, ArxivUnreachable, DamagedFile, Listing,
                               Transport, backfill, fetch_feed, hydrate, parse_rss, read_jsonl)
 from storage import papers as store
+from storage import runs
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _same_feed_stored(settings: Settings, feed_sha256: str) -> dict | None:
     """The report of a finished run that stored these exact feed bytes, unless a paper
     still waits for its API fields (hydrating it needs the parsed listing). Parsing a
     2,000-item feed costs seconds; a rerun on the same day needs none of it."""
-    earlier = store.run_with_feed(settings.db_path, feed_sha256)
+    earlier = runs.run_with_feed(settings.db_path, feed_sha256)
     return earlier if earlier and not store.unhydrated_ids(settings.db_path, limit=1) else None
 
 
