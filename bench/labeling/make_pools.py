@@ -1,10 +1,15 @@
 """Build the labeling pools for issues 13 and 14 from ../shared/data (development only).
 Selection (which papers get read) uses a seeded random draw and keyword search; the labels
 come from reading, not from these patterns."""
-import lzma, json, random, re
-rows = [json.loads(l) for l in lzma.open('/work/shared/data/arxiv_listings_cs_2025_2026.jsonl.xz', 'rt')]
-dev = {json.loads(l)['arxiv_id'] for l in open('/work/shared/data/labeled_dev.jsonl')}
-weak = {json.loads(l)['arxiv_id'] for l in open('/work/main/pipeline/data/families_labeled.jsonl')}
+import json
+import lzma
+import random
+import re
+
+SHARED = '../shared'  # run from the repository root, with ../shared beside it
+rows = [json.loads(line) for line in lzma.open(SHARED + '/data/arxiv_listings_cs_2025_2026.jsonl.xz', 'rt')]
+dev = {json.loads(line)['arxiv_id'] for line in open(SHARED + '/data/labeled_dev.jsonl')}
+weak = {json.loads(line)['arxiv_id'] for line in open('pipeline/data/families_labeled.jsonl')}
 rows = [r for r in rows if r['id'] not in dev and (r.get('abstract') or '').strip()]
 rng = random.Random(20261130)
 pool = [r for r in rows if r['id'] not in weak]
