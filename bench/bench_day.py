@@ -15,7 +15,7 @@ from datetime import date
 import feedparser
 from arxiv import _feed as arxiv_feed
 
-from arxiv_server import ReplayPaper, ReplayServer, atom_feed, rss_feed
+from tests.arxiv_server import ReplayPaper, ReplayServer, atom_feed, rss_feed
 from bench.common import median_seconds, octet, table
 from bench.common import real_listings
 from pipeline.core.settings import DEFAULT_CATEGORIES

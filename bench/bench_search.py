@@ -16,6 +16,7 @@ measured in the same run between the queries, is one bare storage call (open, co
 from __future__ import annotations
 
 from storage.search import BrowseFilter, browse
+from pipeline.stages import search as stage_search
 from storage import search_index
 import os
 import shutil
@@ -76,13 +77,13 @@ def _setup(db_path: Path) -> tuple[list[dict], list[dict], dict]:
 
 def _cold(db_path: Path, text: str) -> float:
     """The first hybrid query of a process: the index loaded from DuckDB, then searched."""
-    from storage import search, search_index
+    from storage import search_index
 
     def cold_query():
         search_index.forget()
-        search.encode_query.cache_clear()
+        stage_search.encode_query.cache_clear()
         started = time.perf_counter()
-        search.find_hybrid(db_path, BrowseFilter(text=text, limit=25))
+        stage_search.find_hybrid_text(db_path, BrowseFilter(text=text, limit=25))
         return time.perf_counter() - started
 
     return statistics.median(cold_query() for _ in range(RUNS))
@@ -115,13 +116,13 @@ def _measure(db_path: Path, calls: dict, arguments: list,
              baseline: list[float]) -> dict[tuple, list[float]]:
     """Per call, the median of ``RUNS`` runs for each argument; one baseline sample
     (median of ``RUNS``) is taken after each argument, so both see the same load."""
-    from storage import reading, search
+    from storage import reading
 
     times = {name: [] for name in calls}
     for argument in arguments:
         for name, call in calls.items():
             times[name].append(median_seconds(lambda: call(argument), RUNS,
-                                              before=search.encode_query.cache_clear))
+                                              before=stage_search.encode_query.cache_clear))
         baseline.append(median_seconds(lambda: reading.paper_count(db_path), RUNS))
     return times
 
@@ -137,10 +138,10 @@ def _warm(db_path: Path, queries: list[str], similar_ids: list[str]) -> tuple[di
     times = _measure(db_path, {
         ("keyword", ""): lambda q: search.find_keyword(db_path, wanted(q)),
         ("keyword", "filter"): lambda q: search.find_keyword(db_path, wanted(q, **narrow)),
-        ("semantic", ""): lambda q: search.find_semantic(db_path, q, wanted(""), 25),
-        ("semantic", "filter"): lambda q: search.find_semantic(db_path, q, wanted("", **narrow)),
-        ("hybrid", ""): lambda q: search.find_hybrid(db_path, wanted(q)),
-        ("hybrid", "filter"): lambda q: search.find_hybrid(db_path, wanted(q, **narrow)),
+        ("semantic", ""): lambda q: stage_search.find_semantic(db_path, q, wanted(""), 25),
+        ("semantic", "filter"): lambda q: stage_search.find_semantic(db_path, q, wanted("", **narrow)),
+        ("hybrid", ""): lambda q: stage_search.find_hybrid_text(db_path, wanted(q)),
+        ("hybrid", "filter"): lambda q: stage_search.find_hybrid_text(db_path, wanted(q, **narrow)),
         ("filters only, no text", "filter"):
             lambda q: search.find_keyword(db_path, wanted("", **narrow)),
         ("encode the query alone (MiniLM, warm, 1 thread)", ""): lambda q: embed_texts([q]),
@@ -169,7 +170,7 @@ def _run(home: Path) -> str:
     db_path = load_settings().db_path
     sample, held, setup = _setup(db_path)
     queries = _queries(sample)
-    search.warm_encoder()  # as the app does: the encoder loaded, one torch thread
+    stage_search.warm_encoder()  # as the app does: the encoder loaded, one torch thread
     cold = _cold(db_path, queries[0])
     after_run, after_queue = _after_writes(db_path, held)
     count = search.find_keyword(db_path, BrowseFilter(limit=1))[1]

@@ -57,14 +57,6 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
                         "or first seen) on or after this day")
 
 
-def add_import_obsidian_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `octet import obsidian` (the `import` command attaches them)."""
-    parser.add_argument("--vault", required=True, type=Path, metavar="DIR",
-                        help="the vault folder you exported to")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(handler=run_import_obsidian)
-
-
 def _selection(args) -> dict:
     try:
         states = export.parse_states(getattr(args, "state", None))

@@ -78,13 +78,6 @@ def previous_week(week: str) -> str:
     return week_of(week_monday(week) - timedelta(days=7))
 
 
-def weeks_between(first: str, last: str) -> int:
-    """How many weeks ``last`` is after ``first`` (negative when before)."""
-    return (week_monday(last) - week_monday(first)).days // 7
-
-
-# ---- the streak ---------------------------------------------------------------
-
 def streak(read_weeks: set[str], this_week: str) -> int:
     """Consecutive weeks whose pick was read, ending this week (or last week, while this
     week's pick is still unread: the streak is not broken before the week is over)."""
