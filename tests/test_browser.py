@@ -70,12 +70,21 @@ def running_app(settings, octet_home):
         _wait_until_up(url, process)
         yield url, papers
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the app's whole process group (Streamlit included), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, None)):
         try:
-            process.wait(timeout=15)
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break  # the group has already gone
+        try:
+            process.wait(timeout=wait)
+            break
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            continue
 
 
 def test_mark_the_pick_read_in_a_real_browser(settings, running_app):

@@ -111,6 +111,6 @@ def test_global_flags_work_before_or_after_the_command(tmp_path, capsys):
 
 
 def test_every_known_stage_setting_names_a_stage_of_the_job():
-    from pipeline.core.settings import KNOWN_STAGES, Settings
-    from pipeline.job import STAGES
-    assert tuple(name for name, _ in STAGES) == KNOWN_STAGES == Settings().stages
+    from pipeline.core.settings import STAGES, Settings
+    from pipeline.job import STAGES as RUNNERS
+    assert tuple(RUNNERS) == STAGES == Settings().stages

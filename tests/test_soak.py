@@ -380,6 +380,7 @@ import json, sys, time
 from datetime import date
 from pipeline.core.settings import load_settings
 from storage import reading
+from storage.families import set_reader_labels
 
 plan = json.load(open(sys.argv[1]))
 db = load_settings().db_path

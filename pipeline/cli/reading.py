@@ -14,6 +14,7 @@ from pipeline.stages.reading import ensure_pick
 from storage import reading as store
 from storage.db import DatabaseBusy
 from storage.reading import NotStored
+from storage.search_index import refresh_search_index
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -161,7 +162,7 @@ def _refresh_search(db_path: Path) -> None:
     without it, by a slower scan, so a busy database is not a reason to stop)."""
 
     try:
-        indexed = store.refresh_search_index(db_path)
+        indexed = refresh_search_index(db_path)
     except DatabaseBusy:
         return
     if indexed:
