@@ -1,6 +1,6 @@
 """A local HTTP server that speaks arXiv: RSS listing feeds and the API, in arXiv's exact
-formats, built from real papers (../shared/data) or replaying the recorded responses
-in ../shared/fixtures/arxiv, with faults that tests can script."""
+formats, built from real papers (tests/fixtures/listings_slice.jsonl.xz) or replaying the recorded responses
+in tests/fixtures/arxiv, with faults that tests can script."""
 from __future__ import annotations
 
 import socket

@@ -8,7 +8,7 @@ from pipeline.stages import families as classify
 from pipeline.core.families import BY_CODE, CODES, FAMILIES, family, normalize_labels
 from tests.helpers import real_listings
 
-# Real papers from ../shared/data that are not in the shipped training data, with the label
+# Real papers of the listings slice (tests/fixtures) that are not in the shipped training data, with the label
 # set the written rules give them (each is a trap or its plain counterpart).
 TRAP_PAPERS = {
     "2505.02369": set(),           # Sharpness-Aware Minimization: not SAM

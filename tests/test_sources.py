@@ -1,4 +1,4 @@
-"""Parsing arXiv's real responses (../shared/fixtures/arxiv) into Paper, no network."""
+"""Parsing arXiv's real responses (tests/fixtures/arxiv) into Paper, no network."""
 from datetime import date
 
 import pytest
