@@ -34,6 +34,6 @@ router = st.navigation(PAGES)
 with st.sidebar:
     if common.is_demo(config):
         st.warning("**DEMO DATA** — not your library. Run `octet run` to fetch your own.")
-    st.caption(f"{reading.paper_count(config.db_path):,} papers · `{config.db_path.name}`")
+    st.caption(f"{reading.paper_count(config.db_path):,} papers · {common.code(config.db_path.name)}")
 common.show_flash()
 router.run()

@@ -11,7 +11,7 @@ import json
 import logging
 import logging.handlers
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -50,11 +50,15 @@ def run_stages(settings: Settings, report: dict) -> None:
 
 
 def _done(report: dict) -> dict:
-    """A stage that failed as a whole, an input file damaged part way, or an asked-for id
-    arXiv does not know is an error (exit 1); per-paper errors are not."""
+    """A stage that failed as a whole, an input file damaged part way, an import that
+    stored no paper, or an asked-for id arXiv does not know is an error (exit 1); per-paper
+    errors are not. An API that answered no hydration request is arXiv unreachable (exit 3)."""
     failed = (any("error" in stage for stage in report["stages"].values())
-              or "damaged" in report or report.get("not_found"))
+              or "damaged" in report or report.get("not_found")
+              or report.get("nothing_imported"))
     report.update(status="done with errors" if failed else "done", exit_code=1 if failed else 0)
+    if report.get("unreachable"):
+        report.update(status="unreachable", exit_code=3)
     return report
 
 
@@ -68,6 +72,8 @@ def format_report(report: dict) -> str:
                                                   "unchanged", "skipped")})]
     if report.get("note"):
         lines.append(f"  note: {report['note']}")
+    if report.get("unreachable"):
+        lines.append(f"  unreachable: {report['unreachable']}")
     for name, stage in report.get("stages", {}).items():
         details = ", ".join(f"{k} {v}" for k, v in stage.items()
                             if k not in ("errors",) and not isinstance(v, (list, dict)))
@@ -153,35 +159,78 @@ def _fetching_run(settings: Settings, command: str, transport: Transport | None,
                   fetch: Callable[[Transport, dict], None]) -> dict:
     """One run that talks to arXiv, under the run lock and in the run log: ``fetch`` stores
     papers, then the stages run. A fetch that cannot reach arXiv is recorded and re-raised."""
-    with run_lock(settings.home), run_log(settings.home):
+    with run_lock(settings.home, settings.lock_max_age), run_log(settings.home):
         transport = transport or Transport.from_settings(settings)
         report = new_report(command, settings)
         started = time.perf_counter()
         runs.close_interrupted_runs(settings.db_path)
         run_id = runs.start_run(settings.db_path, command, settings.categories)
-        try:
+        with _recorded(settings, report, run_id, started):
             fetch(transport, report)
             report["stages"]["fetch"] = {"seconds": round(time.perf_counter() - started, 3),
-                                         "requests": len(transport.request_times)}
-        except (ArxivUnreachable, FeedError) as error:
-            unreachable = isinstance(error, ArxivUnreachable)
-            report.update(status="unreachable" if unreachable else "bad-config",
-                          exit_code=3 if unreachable else 2)
-            report["errors"].append(str(error))
-            record(settings, report, run_id, started)
-            raise
-        run_stages(settings, report)
+                                         "requests": len(transport.request_times),
+                                         "retry_wait_seconds": round(transport.waited, 1)}
+            run_stages(settings, report)
         return record(settings, _done(report), run_id, started)
+
+
+@contextmanager
+def _recorded(settings: Settings, report: dict, run_id: int, started: float) -> Iterator[None]:
+    """Whatever ends a run early, its row is recorded (never left 'running') and the error
+    re-raised; an ``ArxivUnreachable`` carries the report, for ``--json``."""
+    try:
+        yield
+    except BaseException as error:
+        status, exit_code = _failure(error)
+        report.update(status=status, exit_code=exit_code)
+        report["errors"].append(str(error) or type(error).__name__)
+        try:
+            record(settings, report, run_id, started)
+        except Exception:  # the database itself failed: the original error is the news
+            log.error("could not record run %s", run_id, exc_info=True)
+        if isinstance(error, ArxivUnreachable):
+            error.report = report
+        raise
+
+
+def _failure(error: BaseException) -> tuple[str, int]:
+    """The run's status and exit code for the error that ended it."""
+    if isinstance(error, ArxivUnreachable):
+        return "unreachable", 3
+    if isinstance(error, FeedError):
+        return "bad-config", 2
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return "interrupted", 1
+    return "failed", 1
 
 
 def import_lines(settings: Settings, lines, command: str = "import",
                  announce_type: str = "import", db_path: Path | None = None) -> dict:
-    """``octet import FILE`` / ``octet demo``: store JSONL papers, then run the stages."""
+    """``octet import FILE`` / ``octet demo``: store JSONL papers, then run the stages.
+
+    Into the reader's own database it works under the run lock (``RunLocked``,
+    ``RunStuck``), like a run; ``db_path`` (the demo database) needs none."""
     target = replace(settings, db=db_path) if db_path else settings
-    report = new_report(command, target)
-    started = time.perf_counter()
-    run_id = runs.start_run(target.db_path, command, ())
-    ingest_lines(target.db_path, lines, report, announce_type)
-    report["stages"]["store"] = {"seconds": round(time.perf_counter() - started, 3)}
-    run_stages(target, report)
-    return record(target, _done(report), run_id, started)
+    lock = nullcontext() if db_path else run_lock(settings.home, settings.lock_max_age)
+    with lock:
+        report = new_report(command, target)
+        started = time.perf_counter()
+        if not db_path:
+            runs.close_interrupted_runs(target.db_path)
+        run_id = runs.start_run(target.db_path, command, ())
+        with _recorded(target, report, run_id, started):
+            ingest_lines(target.db_path, lines, report, announce_type)
+            _check_stored(report)
+            report["stages"]["store"] = {"seconds": round(time.perf_counter() - started, 3)}
+            run_stages(target, report)
+        return record(target, _done(report), run_id, started)
+
+
+def _check_stored(report: dict) -> None:
+    """An import in which no line was a paper is an error (exit 1): a wrong file. (A file
+    damaged before its first paper already is one.)"""
+    if report["fetched"] or "damaged" in report:
+        return
+    report["nothing_imported"] = True
+    report["errors"].append(f"no line is a paper ({report['skipped']} skipped, see "
+                            "skipped_reasons); nothing was stored — check the file")

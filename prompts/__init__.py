@@ -6,6 +6,7 @@ so every stored output names the prompt that produced it and old outputs become 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -17,8 +18,17 @@ SUMMARY_PROMPT = "summarize.v1"
 MAX_ABSTRACT_CHARACTERS = 4000
 """arXiv caps abstracts at 1,920 characters; anything far longer is not an abstract."""
 
-# The tags that delimit untrusted text in the prompt; text must not be able to close them.
-_DELIMITER_TAG = re.compile(r"<\s*/?\s*(?:paper|title|abstract)\s*/?\s*>", re.IGNORECASE)
+# The tags that delimit untrusted text in the prompt; text must not be able to close or
+# open them in any spelling a model may read as one: any case, whitespace, attributes,
+# small-form and full-width brackets, or no closing bracket at all.
+_OPENING, _CLOSING = "<\ufe64", ">\ufe65"
+_DELIMITER_START = re.compile(rf"[{_OPENING}]\s*/?\s*(?P<name>paper|title|abstract)\b",
+                              re.IGNORECASE)
+_DELIMITER_TAG = re.compile(rf"{_DELIMITER_START.pattern}[^{_OPENING}{_CLOSING}]{{0,200}}"
+                            rf"[{_CLOSING}]", re.IGNORECASE)
+# Full-width ASCII (U+FF01-FF5E) read as ASCII, so "＜／ａｂｓｔｒａｃｔ＞" is the tag it mimics.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_MAX_PASSES = 8
 
 
 @lru_cache(maxsize=8)
@@ -32,10 +42,38 @@ def load_template(name: str = SUMMARY_PROMPT) -> jinja2.Template:
     return environment.from_string(source.read_text(encoding="utf-8"))
 
 
+def _visible(text: str) -> str:
+    """Format characters (category Cf: zero-width, soft hyphen, word joiner, BOM, bidi and
+    tag characters) dropped, so none can split a tag; other controls become spaces."""
+    kept = []
+    for char in text:
+        kind = unicodedata.category(char)
+        if kind != "Cf":
+            kept.append(" " if kind == "Cc" else char)
+    return "".join(kept).translate(_FULL_WIDTH)
+
+
+def _without_delimiters(text: str) -> str:
+    """Every delimiter-like tag replaced by a space, until none is left (removing one can
+    join the text around it into another); past a few passes every bracket goes."""
+    for _ in range(_MAX_PASSES):
+        stripped = _DELIMITER_TAG.sub(" ", text)
+        if stripped == text:
+            # No whole tag left: an opening never closed loses only its bracket (the word
+            # may be text, as in "x < title").
+            stripped = _DELIMITER_START.sub(r" \g<name>", text)
+            if stripped == text:
+                return text
+        text = stripped
+    return re.sub(f"[{_OPENING}{_CLOSING}]", " ", text)
+
+
 def untrusted(text: str | None, limit: int = MAX_ABSTRACT_CHARACTERS) -> str:
-    """Paper text made safe to place between the delimiters: whitespace collapsed,
-    delimiter tags removed, length capped."""
-    cleaned = " ".join(_DELIMITER_TAG.sub(" ", text or "").split())
+    """Paper text made safe to place between the delimiters: format characters dropped,
+    delimiter tags (in any spelling) removed, whitespace collapsed, length capped."""
+    # Cleaning only shrinks text: four times the limit is plenty, and bounds the work.
+    visible = _visible((text or "")[:limit * 4])
+    cleaned = " ".join(_without_delimiters(" ".join(visible.split())).split())
     return cleaned[:limit]
 
 

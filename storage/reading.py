@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline.core.paper import clean_text, strip_controls
 from pipeline.core.text import ENCODER_NAME
 from storage.db import connect, plain_record, register_ids, rows_of, transaction
 
@@ -178,6 +179,7 @@ def _set_pick(con, week: str, arxiv_id: str, chosen_by: str, reason: str,
               runners_up: list[str] | None, replace: bool) -> bool:
     previous = con.execute("SELECT arxiv_id FROM weekly_picks WHERE week = ?",
                            [week]).fetchone()
+    reason = clean_text(reason) if reason else reason  # may come from a model: one line, no controls
     if previous and not replace:
         return previous[0] == arxiv_id
     if previous and previous[0] != arxiv_id:
@@ -260,8 +262,16 @@ def _keep_notes(con, arxiv_id: str, notes=None, rating=None, clear: bool = False
     for name, value in (("notes", notes), ("rating", rating)):
         if value is KEEP or (value is None and not clear):
             continue
+        if name == "notes" and value:
+            value = _clean_notes(value)
         con.execute(f"UPDATE reading SET {name} = ?, updated_at = now() WHERE arxiv_id = ?",
                     [value, arxiv_id])
+
+
+def _clean_notes(notes: str) -> str | None:
+    """Notes as stored: pasted text keeps its lines and tabs but no other control character
+    (ESC or NUL would reach a terminal); notes that were nothing else are no notes."""
+    return strip_controls(notes, keep="\n\t") or None
 
 
 def set_state(db_path: Path, arxiv_id: str, state: str, week: str, read_on: date | None = None,

@@ -1,14 +1,15 @@
 """The run log (table ``runs``) and the run lock (``<home>/run.lock``).
 
-Only one ``octet run`` (or ``fetch``) works on a data directory at a time: the lock is an
-``flock`` the OS releases even on SIGKILL, and the pid inside lets the app tell a live run
-from a killed one.
+Only one ``octet run`` (or ``fetch``, or ``import``) works on a data directory at a time:
+the lock is an ``flock`` the OS releases even on SIGKILL, the pid inside lets the app tell a
+live run from a killed one, and the file's modification time says since when it is held.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,19 +21,24 @@ class RunLocked(RuntimeError):
     """Another ``octet run`` holds the lock; this one does nothing (exit 0)."""
 
 
+class RunStuck(RuntimeError):
+    """A live process has held the lock for longer than ``lock_max_age``: reported (exit 1),
+    not waited on in silence."""
+
+
 @contextmanager
-def run_lock(home: Path) -> Iterator[None]:
-    """An exclusive lock in the data directory, released by the OS even on SIGKILL."""
+def run_lock(home: Path, max_age: float | None = None) -> Iterator[None]:
+    """An exclusive lock in the data directory, released by the OS even on SIGKILL. Raises
+    ``RunLocked`` when another process holds it, ``RunStuck`` when it has held it for more
+    than ``max_age`` seconds."""
     home.mkdir(parents=True, exist_ok=True)
     handle = open(home / "run.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
+        error = _held(handle, home / "run.lock", max_age)
         handle.close()
-        raise RunLocked(f"another `octet run` is already working (pid {holder}); "
-                        "this one exits and leaves it to finish") from None
+        raise error from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -42,6 +48,20 @@ def run_lock(home: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _held(handle, path: Path, max_age: float | None) -> RuntimeError:
+    """Why the lock cannot be taken: another run works, or one is stuck."""
+    handle.seek(0)
+    holder = handle.read().strip()[:20] or "unknown"
+    age = time.time() - os.fstat(handle.fileno()).st_mtime
+    if max_age is not None and age > max_age:
+        return RunStuck(f"the run lock {path} has been held by pid {holder} for "
+                        f"{age / 3600:.1f} h, longer than lock_max_age ({max_age:g} s, "
+                        f"OCTET_LOCK_MAX_AGE): that run is stuck; stop it (kill {holder}) "
+                        "and run again")
+    return RunLocked(f"another `octet run` is already working (pid {holder}); "
+                     "this one exits and leaves it to finish")
 
 
 def run_in_progress(home: Path) -> bool:
@@ -76,7 +96,7 @@ def close_interrupted_runs(db_path: Path) -> int:
     with connect(db_path) as con:
         return len(con.execute(
             "UPDATE runs SET status = 'interrupted' WHERE status = 'running' "
-            "AND command IN ('run', 'fetch') RETURNING run_id").fetchall())
+            "AND command IN ('run', 'fetch', 'import') RETURNING run_id").fetchall())
 
 
 def finish_run(db_path: Path, run_id: int, report: dict) -> None:

@@ -21,14 +21,23 @@ _SCHEMA = pa.schema([
 ])
 
 
+# A generated summary none of whose fields the model wrote (stored before replies were
+# checked): worth nothing, so it counts as missing and is made again.
+_NOTHING_GENERATED = """
+    NOT s.extractive AND len(coalesce(s.fallback_fields, [])) >=
+        (s.tldr <> '')::INT + (s.problem <> '')::INT + (s.method <> '')::INT
+        + (s.results <> '')::INT + (s.why_it_matters <> '')::INT"""
+
+
 def pending_ids(db_path: Path, backend: str, model: str, prompt_version: str) -> list[str]:
-    """Papers with no summary from this backend/model/prompt at their current version."""
+    """Papers with no summary from this backend/model/prompt at their current version (a
+    generated one with no field the model wrote counts as none)."""
     with connect(db_path, read_only=True) as con:
-        rows = con.execute("""
+        rows = con.execute(f"""
             SELECT p.arxiv_id FROM papers p
             LEFT JOIN summaries s ON s.arxiv_id = p.arxiv_id AND s.backend = ?
                  AND s.model = ? AND s.prompt_version = ? AND s.version = p.version
-            WHERE s.arxiv_id IS NULL
+            WHERE s.arxiv_id IS NULL OR ({_NOTHING_GENERATED})
             ORDER BY p.arxiv_id""", [backend, model, prompt_version]).fetchall()
     return [row[0] for row in rows]
 
@@ -59,14 +68,24 @@ def save_summaries(db_path: Path, summaries: list) -> int:
     return len(summaries)
 
 
-# The summary to show: one at the paper's current version when there is one, a generated
-# one before an extractive one, the newest first; `stale` says the paper moved on since.
-_BEST = """
+MAX_BORROWED_FIELDS = 2
+"""A generated summary with more fields copied from the abstract than this (or with its
+TL;DR copied) is mostly extractive: it ranks below a real extractive summary."""
+
+# The summary to show: one at the paper's current version when there is one; then a
+# generated one, an extractive one, a mostly borrowed generated one; the newest first.
+# `stale` says the paper moved on since.
+_BEST = f"""
 SELECT s.*, s.version <> p.version AS stale
 FROM summaries s JOIN papers p USING (arxiv_id)
 WHERE s.arxiv_id IN (SELECT arxiv_id FROM wanted)
 QUALIFY row_number() OVER (PARTITION BY s.arxiv_id
-        ORDER BY s.version = p.version DESC, s.extractive ASC, s.created_at DESC) = 1
+        ORDER BY s.version = p.version DESC,
+                 CASE WHEN s.extractive THEN 1
+                      WHEN list_contains(coalesce(s.fallback_fields, []), 'tldr')
+                           OR len(coalesce(s.fallback_fields, [])) > {MAX_BORROWED_FIELDS} THEN 2
+                      ELSE 0 END,
+                 s.created_at DESC) = 1
 """
 
 

@@ -8,9 +8,10 @@ import torch
 import transformers
 
 from pipeline.cli import main
+from pipeline.stages.summaries import summarize_pending
 from pipeline.stages.summaries.hf import (HFSummarizer, choose_device, choose_dtype,
                                           cpu_supports_bf16, generate_halving)
-from pipeline.stages.summaries.summary import BackendUnavailable
+from pipeline.stages.summaries.summary import BackendUnavailable, Summary, SummaryFailure
 from prompts import summary_text
 from storage.papers import upsert_papers
 from storage.summaries import summary_for
@@ -141,43 +142,63 @@ def test_chat_template_is_used_when_present_and_plain_prompt_otherwise(models):
     assert plain == summary_text(paper.title, paper.abstract)
 
 
-def test_random_model_output_falls_back_to_abstract_sentences(models):
+def test_random_model_output_is_a_failure_not_abstract_sentences(models):
     papers = first_papers(2)
-    summaries = HFSummarizer(model=models["llama"], max_new_tokens=8).summarize(papers)
-    for paper, summary in zip(papers, summaries):
-        assert summary.backend == "hf" and summary.extractive is False
-        assert summary.model == models["llama"] and summary.version == 1
-        assert "tldr" in summary.fallback_fields and summary.tldr
-        abstract = " ".join(paper.abstract.split())
-        assert all(getattr(summary, name) in abstract for name in summary.fallback_fields)
+    results = HFSummarizer(model=models["llama"], max_new_tokens=8).summarize(papers)
+    assert [result.arxiv_id for result in results] == [paper.arxiv_id for paper in papers]
+    assert all(isinstance(result, SummaryFailure) and "no usable summary field" in result.error
+               for result in results)
 
 
-# ---- end to end through the CLI ----------------------------------------------------
+class TitleEcho(HFSummarizer):
+    """The hf backend with a model that answers every prompt with a summary of its paper
+    (a random tiny model writes no JSON), to follow what the stage stores."""
 
-def test_cli_hf_on_a_local_folder_end_to_end_with_staleness(models, settings, monkeypatch,
-                                                            capsys):
+    def prompt_for(self, paper) -> str:
+        return " ".join(paper.title.split())
+
+    def generate_texts(self, prompts: list[str]) -> list[str]:
+        return [json.dumps({"tldr": f"{title}.", "method": f"How {title}?"}) for title in prompts]
+
+
+# ---- end to end through the CLI and the stage ------------------------------------------
+
+def test_cli_hf_on_a_local_folder_fails_junk_and_stores_nothing(models, settings, monkeypatch,
+                                                                capsys):
     monkeypatch.setenv("OCTET_MAX_NEW_TOKENS", "8")
     papers = first_papers(2)
     upsert_papers(settings.db_path, papers)
     argv = ["summarize", "--backend", "hf", "--model", models["llama"], "--device", "cpu",
             "--batch-size", "2", "--json"]
-    assert main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert (result["summarized"], result["backend"], result["prompt_version"]) == (
-        2, "hf", "summarize.v1")
-    shown = summary_for(settings.db_path, [paper.arxiv_id for paper in papers])
-    assert {record["model"] for record in shown.values()} == {models["llama"]}
-    assert all(record["tldr"] and not record["extractive"] for record in shown.values())
+    for _ in range(2):  # nothing stored: the next run tries both again
+        assert main(argv) == 1
+        result = json.loads(capsys.readouterr().out)
+        assert (result["pending"], result["summarized"], result["failed"], result["backend"],
+                result["model"], result["prompt_version"]) == (
+            2, 0, 2, "hf", models["llama"], "summarize.v1")
+    assert summary_for(settings.db_path, [paper.arxiv_id for paper in papers]) == {}
 
-    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["pending"] == 0
+
+def test_hf_summaries_are_stored_and_made_again_when_stale(settings):
+    papers = first_papers(2)
+    upsert_papers(settings.db_path, papers)
+    result = summarize_pending(settings, summarizer=TitleEcho(model="echo"))
+    assert (result["summarized"], result["failed"]) == (2, 0)
+    shown = summary_for(settings.db_path, [paper.arxiv_id for paper in papers])
+    for paper in papers:
+        record = shown[paper.arxiv_id]
+        assert (record["backend"], record["model"], record["extractive"]) == ("hf", "echo", False)
+        assert record["tldr"] == " ".join(paper.title.split()) + "."
+        assert "tldr" not in record["fallback_fields"] and "method" not in record["fallback_fields"]
+
+    assert summarize_pending(settings, summarizer=TitleEcho(model="echo"))["pending"] == 0
     upsert_papers(settings.db_path, [papers[1].with_changes(version=2)])
-    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["summarized"] == 1
+    assert summarize_pending(settings, summarizer=TitleEcho(model="echo"))["summarized"] == 1
     assert summary_for(settings.db_path, [papers[1].arxiv_id])[papers[1].arxiv_id]["version"] == 2
 
-    # Another model is another summary: every paper is pending for the seq2seq one.
-    argv[4] = models["t5"]
-    assert main(argv) == 0
-    assert json.loads(capsys.readouterr().out)["summarized"] == 2
+    # Another model is another summary: every paper is pending for it.
+    assert summarize_pending(settings, summarizer=TitleEcho(model="other"))["summarized"] == 2
+    assert isinstance(TitleEcho(model="echo").summarize(papers[:1])[0], Summary)
 
 
 def test_a_model_that_cannot_be_loaded_names_the_fix(settings, tmp_path, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,9 +15,13 @@ from pipeline.cli import main
 from pipeline.stages.summaries.summary import BackendUnavailable, Summary, SummaryFailure
 from storage.summaries import summary_for
 
-REPLY = {"tldr": "A router for sparse experts.", "problem": "Load imbalance.",
-         "method": "A learned balancing loss.", "results": "3% better perplexity.",
-         "why_it_matters": "Cheaper MoE training."}
+
+
+def reply_fields(title: str) -> dict[str, str]:
+    """A summary about the paper the prompt names (replies about something else are refused)."""
+    title = " ".join(title.split())
+    return {"tldr": f"{title}.", "problem": f"Why {title}?", "method": f"How {title}?",
+            "results": f"What {title} does.", "why_it_matters": f"Because {title}."}
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -30,7 +35,7 @@ class ChatServer(ThreadingHTTPServer):
         self.headers_seen: list[dict] = []
         self.failures_left = 0          # answer 503 this many times first
         self.reject_marker = None       # answer 400 for abstracts containing this
-        self.reply = "```json\n" + json.dumps(REPLY) + "\n```"
+        self.reply = None               # None: an on-topic summary of the requested paper
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
 
@@ -67,10 +72,15 @@ class ChatHandler(BaseHTTPRequestHandler):
                 return self._send(404, {"error": "not found"})
             if fail:
                 return self._send(503, {"error": "busy"})
-            if server.reject_marker and server.reject_marker in body["messages"][1]["content"]:
+            prompt = body["messages"][1]["content"]
+            if server.reject_marker and server.reject_marker in prompt:
                 return self._send(400, {"error": {"message": "content rejected"}})
+            title = re.search(r"<title>(.*?)</title>", prompt).group(1)
+            reply = server.reply
+            if reply is None:
+                reply = "```json\n" + json.dumps(reply_fields(title)) + "\n```"
             self._send(200, {"id": "x", "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": server.reply},
+                {"index": 0, "message": {"role": "assistant", "content": reply},
                  "finish_reason": "stop"}]})
         finally:
             with server.lock:
@@ -96,9 +106,9 @@ def test_each_paper_becomes_one_request_and_one_parsed_summary(server):
     papers = first_papers(3)
     results = _client(server, api_key="sekret", max_new_tokens=99).summarize(papers)
     assert [summary.arxiv_id for summary in results] == [paper.arxiv_id for paper in papers]
-    for summary in results:
+    for paper, summary in zip(papers, results):
         assert isinstance(summary, Summary)
-        assert summary.fields() == REPLY and summary.fallback_fields == ()
+        assert summary.fields() == reply_fields(paper.title) and summary.fallback_fields == ()
         assert (summary.backend, summary.model, summary.prompt_version) == (
             "openai", "tiny-chat", "summarize.v1")
     request = server.requests[0]
@@ -134,12 +144,22 @@ def test_retries_run_out_into_a_failure_naming_the_last_status(server):
     assert isinstance(result, SummaryFailure) and "failed 2 times (last: HTTP 503)" in result.error
 
 
-def test_unparseable_reply_falls_back_to_abstract_sentences(server):
+def test_unparseable_reply_is_a_failure_not_abstract_sentences(server):
     server.reply = "I cannot comply."
     paper = first_papers(1)[0]
+    result = _client(server).summarize([paper])[0]
+    assert isinstance(result, SummaryFailure) and result.arxiv_id == paper.arxiv_id
+    assert result.error.startswith("the model's reply has no usable summary field")
+
+
+def test_a_partial_reply_borrows_the_missing_fields_and_lists_them(server):
+    paper = first_papers(1)[0]
+    server.reply = json.dumps({"tldr": reply_fields(paper.title)["tldr"], "method": "n/a"})
     summary = _client(server).summarize([paper])[0]
-    assert summary.tldr and summary.tldr in " ".join(paper.abstract.split())
-    assert "tldr" in summary.fallback_fields
+    assert summary.tldr == reply_fields(paper.title)["tldr"]
+    assert summary.fallback_fields and "tldr" not in summary.fallback_fields
+    abstract = " ".join(paper.abstract.split())
+    assert all(getattr(summary, name) in abstract for name in summary.fallback_fields)
 
 
 def test_no_server_is_backend_unavailable_naming_the_setting():
@@ -168,4 +188,5 @@ def test_cli_openai_end_to_end_with_failure_retried_next_run(server, settings, m
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["summarized"] == 1
     shown = summary_for(settings.db_path, [paper.arxiv_id for paper in papers])
-    assert {record["tldr"] for record in shown.values()} == {REPLY["tldr"]}
+    assert {key: record["tldr"] for key, record in shown.items()} == {
+        paper.arxiv_id: reply_fields(paper.title)["tldr"] for paper in papers}

@@ -519,7 +519,7 @@ def test_import_of_a_snapshot_file_stores_good_lines_reports_bad(
     path = tmp_path / ("papers.jsonl.xz" if compressed else "papers.jsonl")
     path.write_bytes(lzma.compress(data) if compressed else data)
     capsys.readouterr()
-    assert main(["import", str(path), "--json"]) == 0
+    assert main(["import", str(path), "--json"]) == (0 if good else 1)  # no paper: exit 1
     report = json.loads(capsys.readouterr().out)
     assert report["fetched"] == len(good) and report["skipped"] == len(bad)
     assert set(report["skipped_reasons"]) == {f"line {n}" for n in bad}

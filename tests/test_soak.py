@@ -180,14 +180,16 @@ def fault_plan(rng: random.Random, to_hydrate: int) -> tuple[list[Fault], list[F
     return rss, middle + [None]
 
 
-def hydration_give_ups(api: list[Fault | None]) -> int:
-    """How many runs the API plan makes give up hydrating: three faults in a row."""
-    give_ups = streak = 0
+def hydration_give_ups(api: list[Fault | None]) -> list[int]:
+    """The exit code of each run the API plan makes give up hydrating (three faults in a
+    row): 3 when that run hydrated no paper (a total API outage), else 0."""
+    codes, streak, hydrated = [], 0, False
     for answer in api:
-        streak = 0 if answer is None else streak + 1
+        streak, hydrated = (0, True) if answer is None else (streak + 1, hydrated)
         if streak == TRIES:
-            give_ups, streak = give_ups + 1, 0
-    return give_ups
+            codes.append(0 if hydrated else 3)
+            streak, hydrated = 0, False
+    return codes
 
 
 def test_three_days_with_seeded_faults_lose_and_double_nothing(server, octet_home, monkeypatch):
@@ -235,19 +237,21 @@ def test_three_days_with_seeded_faults_lose_and_double_nothing(server, octet_hom
                              if db_path(octet_home).exists() else [])
             codes.append(main(["run"]))
             assert codes[-1] in (0, 3)
-            if codes[-1] == 3:  # arXiv unreachable: one line, no paper changed
+            [(outage,)] = query(octet_home, "SELECT json_extract_string(report, "
+                                "'$.unreachable') FROM runs ORDER BY run_id DESC LIMIT 1")
+            if codes[-1] == 3 and outage is None:  # the feed unreachable: no paper changed
                 assert query(octet_home, "SELECT * FROM papers ORDER BY arxiv_id") == \
                     papers_before
                 assert query(octet_home, "SELECT status FROM runs ORDER BY run_id DESC "
                                          "LIMIT 1") == [("unreachable",)]
         # The runs went as the plan says: exit 3 for each three RSS faults in a row (the feed
-        # is a run's first request; nothing changes), then exit 0 for each three API faults
-        # in a row (hydration gives up, the feed's papers wait to be filled in by the next
-        # run), and the run that completes the day.
-        assert codes == [3] * (len(rss) // TRIES) + [0] * (hydration_give_ups(api) + 1), (
+        # is a run's first request; nothing changes), then for each three API faults in a row
+        # hydration gives up and the feed's papers wait for the next run: exit 3 when that run
+        # hydrated nothing (a total API outage), else 0; and the run that completes the day.
+        assert codes == [3] * (len(rss) // TRIES) + hydration_give_ups(api) + [0], (
             day, codes, len(rss), hydration_give_ups(api))
         exits_3 += len(rss) // TRIES
-        give_ups += hydration_give_ups(api)
+        give_ups += len(hydration_give_ups(api))
         assert server.replay.script_left() == {}, "a planned fault was never met"
         assert_complete(octet_home, expected, seen)
         # The run log adds up: one row per run, and the day's new and updated papers

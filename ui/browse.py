@@ -64,6 +64,6 @@ for card in cards:
 similar_to = st.session_state.get("similar_to")
 if similar_to:
     with st.sidebar:
-        st.subheader(f"Similar to {similar_to}")
+        st.subheader(f"Similar to {common.md_escape(similar_to)}")
         for other in search.similar(config.db_path, similar_to, 10):
             st.markdown(f"{other['score']:.2f} · " + common.paper_line(other, other["labels"]))

@@ -32,7 +32,7 @@ for card in cards:
 order = [code for code in FAMILY_CODES if code in groups] + \
         [key for key in groups if key not in FAMILY_CODES]
 choice = st.segmented_control("Family", order, default=order[0], key="inbox_family",
-                              format_func=lambda key: f"{key} ({len(groups[key])})")
+                              format_func=lambda key: f"{common.md_escape(key)} ({len(groups[key])})")
 shown = groups.get(choice or order[0], [])
 
 

@@ -53,8 +53,10 @@ else:
 st.subheader("Reading history")
 for index, row in enumerate(history):
     stars = "★" * (row["rating"] or 0)
-    with st.expander(f"{row['week']} · {row['title'][:90]} {stars}", expanded=index == 0):
+    # An expander's label is Markdown too (images included), so the title is escaped.
+    with st.expander(f"{row['week']} · {common.md_escape(row['title'][:90])} {stars}",
+                     expanded=index == 0):
         st.markdown(common.paper_line(row, families.get(row["arxiv_id"], {}).get("labels")
                                       if families else None))
-        st.caption(f"Read on {row['read_on']}")
-        st.markdown(row["notes"] or "_No notes._")
+        st.caption(f"Read on {common.md_escape(row['read_on'])}")
+        st.markdown(row["notes"] or "_No notes._")  # the reader's own Markdown

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pipeline.core import weeks
+from pipeline.core.paper import abs_url, pdf_url
 from pipeline.stages.reading import ensure_pick
 from storage import reading
 from storage.families import families_for
@@ -31,12 +32,14 @@ labels = families[arxiv_id].get("labels", []) if arxiv_id in families else None
 summary = summary_for(config.db_path, [arxiv_id]).get(arxiv_id)
 
 st.markdown(f"## {common.md_escape(pick['title'])}")
-st.markdown(f"{common.authors_line(pick['authors'])}  \n`{arxiv_id}` · "
-            f"{' '.join(pick['categories'] or [])} · listed {pick['listed_date'] or '-'} · "
-            f"{common.family_badges(labels)}")
+categories = " ".join(common.md_escape(category) for category in pick["categories"] or [])
+st.markdown(f"{common.authors_line(pick['authors'])}  \n{common.code(arxiv_id)} · {categories} · "
+            f"listed {common.md_escape(pick['listed_date'] or '-')} · {common.family_badges(labels)}")
 links = st.columns([1, 1, 6])
-links[0].link_button("Abstract", pick["abs_url"], icon=":material/article:")
-links[1].link_button("PDF", pick["pdf_url"], icon=":material/picture_as_pdf:")
+links[0].link_button("Abstract", common.link_target(pick["abs_url"], abs_url(arxiv_id)),
+                     icon=":material/article:")
+links[1].link_button("PDF", common.link_target(pick["pdf_url"], pdf_url(arxiv_id)),
+                     icon=":material/picture_as_pdf:")
 st.markdown(f"**Why this one:** {common.md_escape(pick['reason'] or 'chosen by you')}")
 common.summary_block(summary, pick["abstract"])
 st.divider()
@@ -68,10 +71,10 @@ def _save_notes() -> None:
 
 if pick["status"] == "read":
     stars = "★" * (pick["rating"] or 0)
-    st.success(f"Read on {pick['read_on']} {stars}. Well done — one paper this week.")
+    st.success(f"Read on {common.md_escape(pick['read_on'])} {stars}. Well done — one paper this week.")
     if pick["notes"]:
         st.markdown("**Your notes**")
-        st.markdown(pick["notes"])
+        st.markdown(pick["notes"])  # the reader's own Markdown, never paper text
     with st.expander("Edit notes and rating"):
         with st.form("edit_notes_form"):
             st.select_slider("Rating", options=[1, 2, 3, 4, 5], value=pick["rating"] or 3,

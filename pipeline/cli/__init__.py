@@ -16,6 +16,7 @@ import sys
 from pipeline.cli import export, families, papers, reading, runs, schedule, summaries
 from pipeline.core.errors import (EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
                                   UsageError)
+from pipeline.core.paper import clean_text
 from pipeline.core.settings import load_settings
 from pipeline.stages.sources import ArxivUnreachable
 
@@ -83,7 +84,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _error(message: str) -> None:
-    print(f"octet: {message}", file=sys.stderr)
+    # One line for cron's mail, and no terminal controls should paper text reach a message.
+    print(f"octet: {clean_text(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

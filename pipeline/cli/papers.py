@@ -12,10 +12,11 @@ from pipeline.core.errors import UsageError
 from pipeline.job import print_report
 from pipeline.core.paper import InvalidArxivId, normalize_id
 from pipeline.stages.papers import demo_lines
+from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable
 from storage import papers as store
 from storage.families import families_for
 from storage.reading import reading_of
-from storage.runs import RunLocked
+from storage.runs import RunLocked, RunStuck
 from storage.summaries import summary_for
 
 
@@ -83,14 +84,28 @@ def _id_list(text: str) -> list[str]:
 
 
 def _report_of(fetch, as_json: bool) -> int:
-    """Run a fetching job and print its report; a locked run is no error for cron."""
+    """Run a fetching job and print its report; a locked run is no error for cron, a stuck
+    one is."""
     try:
         report = fetch()
     except RunLocked as error:
         print(f"octet: {error}")
         return 0
+    except (RunStuck, ArxivRequestError) as error:
+        print(f"octet: {error}", file=sys.stderr)
+        return 1
+    except ArxivUnreachable as error:
+        print_failed_report(error, as_json)
+        raise
     print_report(report, as_json)
     return report["exit_code"]
+
+
+def print_failed_report(error: ArxivUnreachable, as_json: bool) -> None:
+    """With ``--json``, the recorded report of a run that arXiv ended: scripts get it on
+    stdout, while the one line of every exit 3 goes to stderr."""
+    if as_json and error.report is not None:
+        print_report(error.report, True)
 
 
 def _open_lines(source: str):
@@ -101,6 +116,9 @@ def _open_lines(source: str):
             sys.stdin.reconfigure(errors="surrogateescape")
         return sys.stdin
     path = Path(source)
+    if path.is_dir():
+        raise UsageError(f"{source} is a directory; give the path of a .jsonl file "
+                         "(or .jsonl.xz / .jsonl.gz) in it")
     if not path.is_file():
         raise UsageError(f"{source} does not exist; give the path of a .jsonl file")
     if path.suffix == ".xz":
@@ -116,7 +134,12 @@ def import_file(args, settings) -> int:
         from pipeline.cli.export import run_import_obsidian
         return run_import_obsidian(args, settings)
     with _open_lines(args.source) as lines:
-        report = job.import_lines(settings, lines)
+        try:
+            report = job.import_lines(settings, lines)
+        except (RunLocked, RunStuck) as error:
+            print(f"octet: {error}; nothing was imported: run the import again when it is "
+                  "done", file=sys.stderr)
+            return 1
     print_report(report, args.json)
     return report["exit_code"]
 
@@ -176,6 +199,7 @@ def _format_paper(paper: dict) -> str:
         lines.append(f"  reading: {held['state']}{rating}")
     summary = paper.get("summary")
     if summary:
-        tag = " (extractive)" if summary.get("extractive") else ""
+        copied = summary.get("extractive") or "tldr" in (summary.get("fallback_fields") or ())
+        tag = " (extractive)" if copied else ""
         lines.append(f"  tl;dr{tag}: {summary.get('tldr')}")
     return "\n".join(lines)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pipeline.core.errors import UsageError
@@ -179,7 +181,67 @@ def app_command(args, settings) -> int:
     environment = app_environment(settings, args.or_demo)
     _refresh_search(Path(environment["OCTET_DB"]))
     print(f"Octet app: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
+    return serve_until_stopped(command, environment)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_GRACE_SECONDS = 10.0
+"""How long Streamlit gets to stop after SIGTERM before its group is killed."""
+
+
+class _StopRequested(Exception):
+    """A stop signal reached `octet app`."""
+
+
+def _request_stop(signum, frame) -> None:
+    raise _StopRequested(signum)
+
+
+def serve_until_stopped(command: list[str], environment: dict) -> int:
+    """Run ``command`` (Streamlit) in its own session until it exits or a stop signal
+    (SIGTERM, SIGINT, SIGHUP) reaches this process; either way its whole process group is
+    stopped before returning, so no server is left holding the port. Returns its exit
+    status, or 0 when stopped on request."""
+    # A signal already ignored (SIGHUP under nohup, SIGINT in a background job) stays so.
+    previous = {number: signal.signal(number, _request_stop) for number in STOP_SIGNALS
+                if signal.getsignal(number) is not signal.SIG_IGN}
+    server = None
     try:
-        return subprocess.call(command, env=environment)
-    except KeyboardInterrupt:
+        # Its own session: a signal meant for `octet app` (a terminal's Ctrl+C included)
+        # reaches this process only, and the group id to stop is the server's pid.
+        server = subprocess.Popen(command, env=environment, start_new_session=True)
+        return server.wait()
+    except (_StopRequested, KeyboardInterrupt):
         return 0
+    finally:
+        for number in previous:  # a second Ctrl+C must not cut the stopping short
+            signal.signal(number, signal.SIG_IGN)
+        if server is not None:
+            stop_process_group(server, STOP_GRACE_SECONDS)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float) -> None:
+    """SIGTERM to the process group ``process`` leads, SIGKILL to what is left of it after
+    ``grace_seconds``; returns once the group is gone."""
+    for number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, number)
+        except ProcessLookupError:
+            break
+        if _group_gone(process, grace_seconds):
+            break
+    process.wait()
+
+
+def _group_gone(process: subprocess.Popen, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        process.poll()  # reaps the leader, so that an empty group reads as gone
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False

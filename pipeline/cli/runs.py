@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 from pipeline import job
-from pipeline.cli.papers import ensure_demo
+from pipeline.cli.papers import ensure_demo, print_failed_report
 from pipeline.job import print_report
-from pipeline.stages.sources import ArxivUnreachable
+from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable
 from storage import papers, runs
-from storage.runs import RunLocked
+from storage.runs import RunLocked, RunStuck
 
 
 def register(subparsers) -> None:
@@ -35,13 +36,19 @@ def run(args, settings) -> int:
     except RunLocked as error:
         print(f"octet: {error}")
         return 0
+    except (RunStuck, ArxivRequestError) as error:
+        print(f"octet: {error}", file=sys.stderr)
+        return 1
     except ArxivUnreachable as error:
         if not args.or_demo:
+            print_failed_report(error, args.json)
             raise
         print(f"octet: arXiv cannot be reached ({error.brief}); "
               f"continuing with the DEMO database at {settings.demo_db_path}")
         return ensure_demo(settings)
     print_report(report, args.json)
+    if report.get("unreachable"):
+        print(f"octet: {report['unreachable']}", file=sys.stderr)
     return report["exit_code"]
 
 

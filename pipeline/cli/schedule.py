@@ -66,10 +66,13 @@ def _print_units(units: dict[str, str]) -> None:
 
 def run_print(args, settings) -> int:
     """`octet schedule print cron|systemd`."""
-    if args.kind == "cron":
-        print(_cron(settings, _delay(args)), end="")
-    else:
-        _print_units(_units(settings, _delay(args)))
+    try:
+        if args.kind == "cron":
+            print(_cron(settings, _delay(args)), end="")
+        else:
+            _print_units(_units(settings, _delay(args)))
+    except schedule.ScheduleError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 

@@ -119,6 +119,27 @@ class Paper:
         return f"{self.arxiv_id}v{self.version}"
 
 
+# C0 controls, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates that
+# can make a terminal or a page show text in another order than it is stored.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAKS = re.compile(r"\r\n?|[\x85\u2028\u2029]")
+
+
+def strip_controls(text: str | None, keep: str = "") -> str:
+    """``text`` without control characters (C0, DEL, C1, bidi overrides), except those in
+    ``keep`` (e.g. ``"\\n\\t"`` for notes). CR, CRLF and Unicode line separators count as a
+    newline, so notes from any platform keep their lines."""
+    text = _LINE_BREAKS.sub("\n", text or "") if "\n" in keep else (text or "")
+    return _CONTROLS.sub(lambda match: match.group() if match.group() in keep else "", text)
+
+
+def find_control(text: str) -> str | None:
+    """The first control character in ``text`` (see ``strip_controls``), or None."""
+    match = _CONTROLS.search(text)
+    return match.group() if match else None
+
+
 def clean_text(text: str | None) -> str:
-    """Collapse the hard line breaks and runs of spaces arXiv sends into single spaces."""
-    return " ".join((text or "").split())
+    """One line of untrusted text: control characters dropped, the hard line breaks and runs
+    of spaces arXiv sends collapsed into single spaces."""
+    return " ".join(strip_controls(" ".join((text or "").split())).split())

@@ -1,19 +1,36 @@
-"""Settings: defaults < ``config.toml`` in the data directory < ``OCTET_*`` env < CLI flags."""
+"""Settings: defaults < ``config.toml`` in the data directory < ``OCTET_*`` env < CLI flags.
+
+Every value is validated when settings load, before anything runs: numbers finite and in
+range, config.toml values of the right type, names from their lists, paths and strings free
+of control characters. A bad one is a ``ConfigError`` (exit 2): one line naming the setting
+where it was given (the flag, the environment variable or the config.toml path).
+"""
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.paper import find_control
+from pipeline.core.weeks import reader_zone
 
 DEFAULT_CATEGORIES = ("cs.AI", "cs.CL", "cs.CV", "cs.LG", "cs.RO", "cs.SD", "eess.AS")
 
 STAGES = ("classify", "summarize", "reading")
 """The stages ``octet run`` can run after storing, in the order it runs them."""
+
+SUMMARIZERS = ("auto", "extractive", "hf", "openai")
+"""The summary backends the ``summarizer`` setting may name."""
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""The devices the ``device`` setting may name; ``cuda:N`` picks one GPU."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +56,26 @@ class Settings:
     arxiv_delay: float = 3.0
     """Seconds between two requests to arXiv (arXiv asks for at least 3)."""
 
-    http_timeout: float = 30.0
-    """Seconds before one HTTP request is abandoned and retried."""
+    http_timeout: float = 60.0
+    """The deadline of one HTTP request, in seconds: connecting, the headers and the whole
+    body (to arXiv and to the summary server). A request not finished by then is abandoned
+    and retried like any timeout, however steadily the server keeps sending."""
 
     http_retries: int = 5
     """Retries after a failed request (timeouts, resets, 429, 5xx, bad bodies)."""
+
+    http_retry_budget: float = 600.0
+    """Seconds one run may spend waiting between retries (backoff and ``Retry-After``), for
+    arXiv and for the summary server each; when the next wait would pass it, the request
+    fails and the run says the budget is spent."""
+
+    http_max_bytes: int = 32 * 1024 * 1024
+    """The largest answer read from arXiv, in bytes (32 MiB; a day's feed of 2,000 papers is
+    a few MB). A longer one is refused while it is read, and nothing of it is stored."""
+
+    lock_max_age: float = 6 * 3600.0
+    """Seconds after which a run lock still held by a live process is reported as stuck
+    (exit 1) instead of being waited on silently (6 hours)."""
 
     api_batch_size: int = 100
     """Ids per API request when hydrating papers announced by RSS."""
@@ -96,34 +128,185 @@ class Settings:
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
+_RANGES = {
+    "arxiv_delay": (0, 3600), "http_timeout": (0, 3600), "http_retries": (0, 100),
+    "http_retry_budget": (0, 86400), "http_max_bytes": (1024, 16 * 1024 ** 3),
+    "lock_max_age": (0, 30 * 86400), "api_batch_size": (1, 2000), "batch_size": (1, 4096),
+    "max_new_tokens": (1, 32768), "openai_concurrency": (1, 256),
+}
+"""Allowed ``(lowest, highest)`` of numeric settings; any other number must be at least 0."""
 
-def _convert(name: str, value, source: str):
-    kind = _FIELD_TYPES[name]
+_ABOVE_ZERO = frozenset({"http_timeout", "lock_max_age"})
+"""Numeric settings for which 0 makes no sense (a timeout of 0 fails every request)."""
+
+_CATEGORY = re.compile(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?", re.ASCII)
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_DEVICE = re.compile(r"auto|cpu|cuda|cuda:\d+|mps", re.ASCII)
+
+
+def _kind(name: str) -> str:
+    """The setting's base type: tuple, path, bool, float, int or str."""
+    declared = _FIELD_TYPES[name]
+    for kind in ("tuple", "Path", "bool", "float", "int"):
+        if kind in declared:
+            return kind.lower()
+    return "str"
+
+
+_TOML_TYPES = {"tuple": (str, list), "path": (str,), "bool": (bool,), "float": (int, float),
+               "int": (int,), "str": (str,)}
+
+
+def _check_toml_type(name: str, value) -> None:
+    """config.toml values are typed: ``http_retries = "3"`` or ``= true`` is a mistake."""
+    wanted = _TOML_TYPES[_kind(name)]
+    if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted):
+        names = {str: "a string", list: "a list", bool: "true or false", int: "a whole number",
+                 float: "a number"}
+        raise ValueError(f"must be {' or '.join(names[kind] for kind in wanted)}, "
+                         f"not {type(value).__name__}")
+
+
+def _convert(name: str, value, where: str, typed: bool = False):
+    """The setting's value from one layer, validated; ``where`` names the setting as that layer
+    spells it (``--batch-size``, ``environment variable OCTET_DB``, ``<config.toml>: db``) and
+    ``typed`` marks config.toml values. Raises ``ConfigError``: one line with the fix."""
     try:
-        if "tuple" in kind:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            cleaned = tuple(item.strip() for item in items if item.strip())
-            if name == "stages":
-                return _stages(cleaned)
-            if not cleaned:
-                raise ValueError("empty list")
-            return cleaned
-        if "Path" in kind:
-            return Path(os.path.expanduser(str(value))) if value not in ("", None) else None
-        if kind == "float":
-            number = float(value)
-            if number < 0:
-                raise ValueError("negative")
-            return number
-        if kind == "int":
-            number = int(value)
-            if number < 0:
-                raise ValueError("negative")
-            return number
-        return str(value)
+        if typed:
+            _check_toml_type(name, value)
+        return _PARSERS[_kind(name)](name, value)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{source}: {name} = {value!r} is not valid ({error}); "
-                          f"fix or remove it") from None
+        raise ConfigError(f"{where} {error} (got {_shown(value)}); fix or remove it") from None
+
+
+def _shown(value) -> str:
+    """The value as the error shows it: quoted, escaped (one line), and not too long."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _tuple(name: str, value) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if any(not isinstance(item, str) for item in items):
+        raise ValueError("must be a list of strings")
+    cleaned = tuple(item.strip() for item in items if item.strip())
+    if name == "stages":
+        return _stages(cleaned)
+    if not cleaned:
+        raise ValueError("must not be empty")
+    if name == "categories":
+        _check_categories(cleaned)
+    return cleaned
+
+
+def _check_categories(categories: tuple[str, ...]) -> None:
+    # They become part of the feed URL, so nothing but an arXiv category name may pass.
+    for category in categories:
+        if not _CATEGORY.fullmatch(category):
+            raise ValueError(f"must be arXiv categories such as cs.CL or hep-th, not {category!r}")
+
+
+def _path(name: str, value) -> Path | None:
+    text = os.fspath(value)
+    if text == "":
+        if name == "home":
+            raise ValueError("must not be empty")
+        return None
+    _check_text(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8; use another folder name") from None
+    return Path(os.path.expanduser(text))
+
+
+def _check_text(text: str) -> None:
+    # A newline in a path or URL ends up in a crontab line, a unit file or an HTTP request.
+    control = find_control(text)
+    if control is not None:
+        raise ValueError(f"must not contain control characters such as {control!r}")
+
+
+def _bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError("must be true or false")
+    return text in ("1", "true", "yes", "on")
+
+
+def _float(name: str, value) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return _in_range(name, number)
+
+
+def _int(name: str, value) -> int:
+    if isinstance(value, float) or (isinstance(value, str) and not value.strip().lstrip("+-").isdigit()):
+        raise ValueError("must be a whole number")
+    return _in_range(name, int(value))
+
+
+def _in_range(name: str, number):
+    lowest, highest = _RANGES.get(name, (0, None))
+    if name in _ABOVE_ZERO and number <= 0:
+        raise ValueError("must be above 0")
+    if number < lowest or (highest is not None and number > highest):
+        raise ValueError(f"must be at least {lowest}" if number < lowest else f"must be at most {highest}")
+    return number
+
+
+def _str(name: str, value) -> str:
+    text = str(value).strip()
+    _check_text(text)
+    check = _STRING_CHECKS.get(name) or (_check_url if name.endswith("_url") else None)
+    return check(text) if check else text
+
+
+def _check_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _check_summarizer(text: str) -> str:
+    if text.lower() not in SUMMARIZERS:
+        raise ValueError(f"must be one of {', '.join(SUMMARIZERS)}")
+    return text.lower()
+
+
+def _check_device(text: str) -> str:
+    if not _DEVICE.fullmatch(text.lower()):
+        raise ValueError(f"must be one of {', '.join(DEVICES)} or cuda:N")
+    return text.lower()
+
+
+def _check_timezone(text: str) -> str:
+    if text:
+        try:
+            reader_zone(text)
+        except ConfigError:
+            raise ValueError("must be an IANA time zone such as Europe/Berlin, or empty for the "
+                             "system's") from None
+    return text
+
+
+def _check_variable(text: str) -> str:
+    if not _VARIABLE.fullmatch(text):
+        raise ValueError("must be the name of an environment variable, such as OPENAI_API_KEY")
+    return text
+
+
+_STRING_CHECKS = {"summarizer": _check_summarizer, "device": _check_device,
+                  "timezone": _check_timezone, "openai_api_key_env": _check_variable}
+_PARSERS = {"tuple": _tuple, "path": _path, "bool": _bool, "float": _float, "int": _int,
+            "str": _str}
 
 
 def _stages(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -131,7 +314,7 @@ def _stages(names: tuple[str, ...]) -> tuple[str, ...]:
         return ()
     unknown = [name for name in names if name not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}; use {', '.join(STAGES)} or none")
+        raise ValueError(f"must be {', '.join(STAGES)} or none")
     return names
 
 
@@ -140,7 +323,7 @@ def _from_env(environ) -> dict:
     for name in _FIELD_TYPES:
         key = "OCTET_" + name.upper()
         if environ.get(key, "") != "":
-            found[name] = _convert(name, environ[key], f"environment {key}")
+            found[name] = _convert(name, environ[key], f"environment variable {key}")
     return found
 
 
@@ -156,7 +339,7 @@ def _from_file(path: Path) -> dict:
         if name not in _FIELD_TYPES or name == "home":
             raise ConfigError(f"{path}: unknown setting {name!r}; known: "
                               + ", ".join(n for n in _FIELD_TYPES if n != "home"))
-        found[name] = _convert(name, value, str(path))
+        found[name] = _convert(name, value, f"{path}: {name}", typed=True)
     return found
 
 
@@ -164,7 +347,8 @@ def load_settings(overrides: dict | None = None, environ=None) -> Settings:
     """Settings from all layers; ``overrides`` (CLI flags) win, ``None`` values are ignored."""
     environ = os.environ if environ is None else environ
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    home_layers = {**_from_env(environ), **{k: _convert(k, v, "flag") for k, v in flags.items()}}
+    home_layers = {**_from_env(environ),
+                   **{k: _convert(k, v, f"--{k.replace('_', '-')}") for k, v in flags.items()}}
     settings = Settings()
     if "home" in home_layers:
         settings = replace(settings, home=home_layers["home"])

@@ -40,7 +40,7 @@ def reader_zone(name: str) -> tzinfo:
         return system_zone()
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
         raise ConfigError(f"timezone = {name!r} is not an IANA time zone; use a name such as "
                           "Europe/Berlin, or leave it empty for the system's") from None
 

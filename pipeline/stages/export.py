@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from pipeline.core.families import FAMILIES
-from pipeline.core.paper import abs_url, pdf_url
+from pipeline.core.paper import abs_url, clean_text, pdf_url
 from pipeline.core.settings import Settings
 from pipeline.core.weeks import current_week, today
 from pipeline.stages import obsidian as note_files
@@ -342,7 +342,7 @@ def import_obsidian(settings: Settings, vault: Path) -> dict:
     known = store.stored_ids(settings.db_path, list(owned))
     for arxiv_id in sorted(set(owned) - known):
         report["skipped"].append({"file": str(owned[arxiv_id].path),
-                                  "reason": f"{arxiv_id} is not in the database"})
+                                  "reason": f"{clean_text(arxiv_id)} is not in the database"})
     ids = sorted(known)
     current = {row["arxiv_id"]: row for row in store.reading_entries(
         settings.db_path, (), True, None, current_week(settings.timezone), ids)}
@@ -538,12 +538,13 @@ _GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Up
 
 def latex_text(text: str | None) -> str:
     """Text that BibTeX, biber and LaTeX all accept: ``$…$`` math kept when its braces
-    balance, every other special character escaped, braces always balanced, accents and
-    Greek letters as LaTeX commands; characters LaTeX cannot typeset (emoji) are dropped."""
+    balance and it uses only ``obsidian.MATH_COMMANDS`` (never \\input, \\write, \\def …),
+    every other special character escaped, braces always balanced, accents and Greek
+    letters as LaTeX commands; characters LaTeX cannot typeset (emoji) are dropped."""
     text = " ".join((text or "").split())
     parts = []
     for index, piece in enumerate(re.split(r"(\$[^$]+\$)", text)):
-        if index % 2 and _balanced(piece[1:-1]):
+        if index % 2 and _balanced(piece[1:-1]) and note_files.has_safe_commands(piece[1:-1]):
             body = "".join(_math_char(char) for char in piece[1:-1])
             parts.append("$" + re.sub(r"(?<!\\)([%#&])", r"\\\1", body) + "$")
         else:
@@ -577,7 +578,7 @@ def _math_char(char: str) -> str:
     if greek:
         return f"\\{greek} "
     if char.isascii():
-        return char
+        return char if char.isprintable() else ""
     decomposed = unicodedata.normalize("NFD", char)
     if decomposed[0].isascii():  # accent commands are not allowed in math mode
         return decomposed[0]
@@ -617,20 +618,29 @@ def bibtex_entry(key: str, paper) -> str:
               ("author", " and ".join(bibtex_author(name) for name in paper.authors
                                       if name.strip())),
               ("year", str(_year(paper)))]
+    arxiv_id = _identifier(paper.arxiv_id, _ARXIV_ID)
     if paper.journal_ref:
         fields.append(("journal", latex_text(paper.journal_ref)))
-    else:
-        fields.append(("howpublished", f"arXiv:{paper.arxiv_id}"))
-    fields += [("eprint", paper.arxiv_id), ("archivePrefix", "arXiv"),
-               ("primaryClass", paper.primary_category), ("url", abs_url(paper.arxiv_id)),
-               ("doi", _plain(paper.doi))]
+    elif arxiv_id:
+        fields.append(("howpublished", f"arXiv:{arxiv_id}"))
+    fields += [("eprint", arxiv_id), ("archivePrefix", "arXiv"),
+               ("primaryClass", _identifier(paper.primary_category, _CATEGORY)),
+               ("url", abs_url(arxiv_id) if arxiv_id else ""), ("doi", _identifier(paper.doi, _DOI))]
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields if value)
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
 
-def _plain(value: str | None) -> str:
-    """A DOI or similar as is, without what would break the entry (braces, spaces)."""
-    return re.sub(r"[{}\s\\%]", "", value or "")
+# What an identifier may hold: none of them can close a field ({ }), start a command (\\,
+# ^^), a comment (%) or a new entry (@), and none is typeset as text with a special meaning.
+_ARXIV_ID = re.compile(r"[A-Za-z0-9./-]*")
+_CATEGORY = re.compile(r"[A-Za-z0-9.-]*")
+_DOI = re.compile(r"[A-Za-z0-9./:;()<>_+-]*")
+
+
+def _identifier(value: str | None, pattern: re.Pattern) -> str:
+    """The part of an arXiv id, category or DOI up to the first character it may not hold
+    (``cs.CL},\\n note = {x`` → ``cs.CL``)."""
+    return pattern.match((value or "").strip()).group(0)
 
 
 def bibtex(settings: Settings, states: tuple[str, ...] = DEFAULT_STATES,
@@ -653,7 +663,7 @@ def bibtex(settings: Settings, states: tuple[str, ...] = DEFAULT_STATES,
 # ---- reading lists -------------------------------------------------------------------------
 
 LIST_FIELDS = ("arxiv_id", "title", "authors", "state", "rating", "week", "read_on",
-               "families", "published", "url", "pdf", "tldr")
+               "families", "published", "url", "pdf", "tldr", "tldr_extractive")
 
 
 def list_records(entries: list[Entry]) -> list[dict]:
@@ -668,8 +678,17 @@ def list_records(entries: list[Entry]) -> list[dict]:
             "families": list(entry.families),
             "published": paper.published.date().isoformat() if paper.published else None,
             "url": abs_url(paper.arxiv_id), "pdf": pdf_url(paper.arxiv_id, paper.version),
-            "tldr": (entry.summary or {}).get("tldr")})
+            "tldr": (entry.summary or {}).get("tldr"),
+            "tldr_extractive": _tldr_copied(entry.summary)})
     return records
+
+
+def _tldr_copied(summary: dict | None) -> bool | None:
+    """Whether the TL;DR is a sentence of the abstract (None without a summary): a model's
+    reply that left it empty borrowed it, and a reader must be able to tell."""
+    if not summary:
+        return None
+    return bool(summary.get("extractive") or "tldr" in (summary.get("fallback_fields") or ()))
 
 
 def reading_list(entries: list[Entry], form: str = "md") -> str:
@@ -682,20 +701,44 @@ def reading_list(entries: list[Entry], form: str = "md") -> str:
         writer = csv.DictWriter(buffer, fieldnames=LIST_FIELDS, lineterminator="\n")
         writer.writeheader()
         for record in records:
-            writer.writerow({**record, "authors": "; ".join(record["authors"]),
-                             "families": " ".join(record["families"])})
+            writer.writerow(_csv_row(record))
         return buffer.getvalue()
     if form == "md":
         return "".join(_checklist_line(record) for record in records)
     raise ExportError(f"unknown format {form!r}; use md, csv or json")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…)).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value):
+    """A CSV cell a spreadsheet shows as text: one that starts like a formula gets a
+    leading single quote (the usual neutralisation); other values are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_row(record: dict) -> dict:
+    """One CSV row; text from a paper or a model is on one line and never a formula."""
+    row = {**record, "title": note_files.one_line(record["title"]),
+           "authors": "; ".join(note_files.one_line(name) for name in record["authors"]),
+           "families": " ".join(note_files.one_line(code) for code in record["families"]),
+           "tldr": note_files.one_line(record["tldr"]) if record["tldr"] else record["tldr"]}
+    return {name: spreadsheet_cell(value) for name, value in row.items()}
+
+
 def _checklist_line(record: dict) -> str:
-    title = re.sub(r"([\[\]\\*_`<>])", r"\\\1", " ".join(record["title"].split()))
+    """One checklist item; every text from a paper or a model is escaped, so the only
+    link is the paper's own and nothing forms an image, a heading or HTML."""
+    title = note_files.escape_markdown(record["title"])
     authors = record["authors"]
-    byline = authors[0] + (" et al." if len(authors) > 1 else "") if authors else ""
-    details = [part for part in (byline, (record["published"] or "")[:4],
-                                 ", ".join(record["families"]), record["state"]) if part]
+    byline = note_files.escape_markdown(authors[0]) + (" et al." if len(authors) > 1 else "") \
+        if authors else ""
+    families = ", ".join(note_files.escape_markdown(code) for code in record["families"])
+    details = [part for part in (byline, (record["published"] or "")[:4], families,
+                                 record["state"]) if part]
     if record["rating"]:
         details.append("★" * record["rating"])
     box = "x" if record["state"] == "read" else " "

@@ -2,6 +2,8 @@
 
 Everything Octet writes into a note is regenerated on every export, except what sits
 under the heading ``## My notes``: that belongs to the reader and is kept byte for byte.
+The heading comes right after the marker line ``<!-- octet:my-notes -->``; paper text is
+escaped (``note_text``) so that it can never form that marker, a heading or a ``---`` fence.
 """
 from __future__ import annotations
 
@@ -16,11 +18,18 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.core.paper import Paper, abs_url, pdf_url
+from pipeline.core.paper import Paper, abs_url, pdf_url, strip_controls
 
 MY_NOTES = "## My notes"
+NOTES_MARKER = "<!-- octet:my-notes -->"
 MAX_NAME_BYTES = 120  # far below the 255-byte file name limit, leaves room for long vault paths
 _MY_NOTES_LINE = re.compile(r"^## My notes[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
+_MARKED_NOTES = re.compile(r"^<!-- octet:my-notes -->[ \t]*\r?\n## My notes[ \t]*\r?$",
+                           re.MULTILINE | re.IGNORECASE)
+_OLD_ABSTRACT = re.compile(r"^## Abstract\r?\n\r?\n\Z", re.MULTILINE)
+_FENCE = re.compile(r"---[ \t]*\r?")
+# Wide enough that YAML never folds a value onto a line of its own (which could read "---").
+_YAML_WIDTH = 1_000_000_000
 # Path separators, Windows wildcards and reserved characters, and the characters that
 # break an Obsidian link or turn into a tag or block reference: [ ] # ^ |
 _UNSAFE = re.compile(r'[/\\:*?"<>|\[\]#^]')
@@ -117,24 +126,39 @@ def read_note(path: Path) -> NoteFile | None:
     except (FileNotFoundError, IsADirectoryError):
         return None
     # surrogateescape keeps any byte the reader wrote, even invalid UTF-8, round-trippable.
-    text = raw.decode("utf-8", errors="surrogateescape")
+    return parse_note(raw.decode("utf-8", errors="surrogateescape"))
+
+
+def parse_note(text: str) -> NoteFile:
+    """Split a note's text into its frontmatter and the reader's ``## My notes``."""
     frontmatter, ok = parse_frontmatter(text)
-    match = _MY_NOTES_LINE.search(text)
+    start = _notes_start(text)
     my_notes = None
-    if match:
-        rest = text[match.end():]
+    if start is not None:
+        rest = text[start:]
         my_notes = rest[1:] if rest.startswith("\n") else rest
     return NoteFile(frontmatter=frontmatter, my_notes=my_notes, frontmatter_ok=ok)
 
 
+def _notes_start(text: str) -> int | None:
+    """Where the ``## My notes`` heading line ends: the heading right after the marker; in
+    a note written before the marker existed, the first such heading that is not the
+    abstract (older exports wrote an abstract reading ``## My notes`` as it was)."""
+    match = _MARKED_NOTES.search(text)
+    if match is None:
+        match = next((found for found in _MY_NOTES_LINE.finditer(text)
+                      if not _OLD_ABSTRACT.search(text, 0, found.start())), None)
+    return match.end() if match else None
+
+
 def parse_frontmatter(text: str) -> tuple[dict, bool]:
-    """The YAML block between the leading ``---`` lines: (data, parsed_ok)."""
-    if not text.startswith("---"):
+    """The YAML block between the leading ``---`` lines: (data, parsed_ok). A fence is
+    ``---`` at the start of a line, alone: an indented ``  ---`` is part of a YAML value."""
+    lines = text.split("\n")
+    if not _FENCE.fullmatch(lines[0]):
         return {}, True
-    lines = text.splitlines()
-    try:
-        end = next(index for index in range(1, len(lines)) if lines[index].strip() == "---")
-    except StopIteration:
+    end = next((index for index in range(1, len(lines)) if _FENCE.fullmatch(lines[index])), None)
+    if end is None:
         return {}, False
     try:
         data = yaml.load("\n".join(lines[1:end]), Loader=_LOADER) or {}
@@ -147,14 +171,15 @@ def parse_frontmatter(text: str) -> tuple[dict, bool]:
 
 def render_frontmatter(data: dict) -> str:
     """``---`` + YAML that any YAML parser reads + ``---``."""
-    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=10_000,
+    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=_YAML_WIDTH,
                      default_flow_style=False)
     return f"---\n{body}---\n"
 
 
 def compose(generated: str, my_notes: str) -> str:
-    """The full note: Octet's part, the heading, then the reader's part unchanged."""
-    return f"{generated.rstrip()}\n\n{MY_NOTES}\n{my_notes}"
+    """The full note: Octet's part, the marker and the heading, then the reader's part
+    unchanged."""
+    return f"{generated.rstrip()}\n\n{NOTES_MARKER}\n{MY_NOTES}\n{my_notes}"
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -181,7 +206,9 @@ def write_if_changed(path: Path, text: str) -> bool:
 def normalize_notes(text: str | None) -> str:
     """The reader's notes compared by content: blank lines around them and trailing
     spaces do not count as an edit."""
-    lines = (text or "").replace("\r\n", "\n").split("\n")
+    # Control characters are dropped as storage drops them, so a note that still holds
+    # one is not an edit on every import.
+    lines = strip_controls(text, keep="\n\t").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
@@ -203,8 +230,105 @@ def link(target: str, label: str) -> str:
 
 
 def one_line(text: str | None) -> str:
-    """Collapse a generated text to one line, so it can never start a ``## My notes`` line."""
+    """Collapse a text to one line (every Unicode line break and space run becomes a space)."""
     return " ".join((text or "").split())
+
+
+# ---- paper text as Markdown text -----------------------------------------------------------
+
+# The commands ``$…$`` math from a paper may use (in a note and in BibTeX). Anything else
+# (\input, \write, \immediate, \def, \catcode, \csname, \url, \href, a macro a package
+# could define) may read or write files, run commands or load a URL: such math is text.
+MATH_COMMANDS = frozenset("""
+alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta
+Lambda Xi Pi Sigma Upsilon Phi Psi Omega
+times cdot div pm mp leq geq le ge neq ne approx sim simeq cong equiv propto ll gg lesssim
+gtrsim leqslant geqslant prec succ preceq succeq subset subseteq supset supseteq in notin ni
+cup cap setminus emptyset varnothing forall exists nexists neg lnot land lor wedge vee oplus
+otimes odot circ bullet star ast dagger ddagger mid nmid parallel perp top bot vdash models
+triangleq sqcup sqcap colon not
+to gets rightarrow leftarrow leftrightarrow Rightarrow Leftarrow Leftrightarrow longrightarrow
+longleftarrow Longrightarrow mapsto uparrow downarrow hookrightarrow implies iff
+sum prod coprod int iint oint bigcup bigcap bigoplus bigotimes lim limsup liminf log ln exp
+sin cos tan sinh cosh tanh arg max min sup inf det dim ker deg gcd Pr
+infty partial nabla ell hbar Re Im aleph wp prime ldots cdots dots vdots ddots langle rangle
+lfloor rfloor lceil rceil lbrace rbrace vert Vert angle triangle square diamond
+quad qquad left right big Big bigg Bigg bigl bigr Bigl Bigr limits nolimits displaystyle
+textstyle scriptstyle
+frac dfrac tfrac sqrt binom hat bar tilde vec dot ddot check breve acute grave widehat
+widetilde overline underline overbrace underbrace overrightarrow
+mathbf mathcal mathrm mathit mathsf mathtt mathbb mathfrak boldsymbol operatorname text
+textrm textbf textit textsf texttt textnormal mbox
+""".split())
+MATH_SYMBOLS = frozenset(",;:! {}|#%&_")  # control symbols: spacing and escaped characters
+_MATH_COMMAND = re.compile(r"\\([a-zA-Z]+|.?)", re.DOTALL)
+_MATH_SPAN = re.compile(r"(\$[^$]+\$)")
+# Markdown and Obsidian syntax inside math that a renderer not taking the span as math
+# would act on: a link or image, a wikilink or embed, HTML, code, a comment.
+_MATH_MARKDOWN = re.compile(r"\]\(|!\[|\[\[|[<`]|%%")
+# ASCII punctuation that can start Markdown or Obsidian syntax: links, images, HTML, code,
+# emphasis, tags, tables, math, comments, highlights. Backslash-escaped in paper text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~&$%=^])")
+# What starts a block at the beginning of a line once the above is escaped: a list item,
+# a thematic break (``---``, which is also the frontmatter fence), a numbered item.
+_BLOCK_START = re.compile(r"^([-+:]|\d+(?=[.)]))")
+
+
+def has_safe_commands(math: str) -> bool:
+    """True when the body of ``$…$`` math uses only ``MATH_COMMANDS`` and ``MATH_SYMBOLS``;
+    ``^^5c`` is TeX's spelling of a backslash, so ``^^`` is refused, as is a lone ``\\``."""
+    if "^^" in math:
+        return False
+    for match in _MATH_COMMAND.finditer(math):
+        name = match.group(1)
+        allowed = MATH_COMMANDS if name[:1].isalpha() else MATH_SYMBOLS
+        if not name or name not in allowed:
+            return False
+    return True
+
+
+def escape_markdown(text: str | None) -> str:
+    """Text on one line that every Markdown renderer shows as exactly this text: no link,
+    image, HTML, code, emphasis or math can form, and the line starts no block."""
+    return _escape_block_start(_MARKDOWN_SPECIAL.sub(r"\\\1", one_line(text)))
+
+
+def note_text(text: str | None) -> str:
+    """Paper or model text for a note: ``escape_markdown``, except that ``$…$`` math is
+    kept for Obsidian to typeset when it is balanced, uses only allowed commands and holds
+    no Markdown a renderer could act on. It can never be a heading, a ``---`` fence or
+    the ``NOTES_MARKER`` line."""
+    parts = []
+    for index, piece in enumerate(_MATH_SPAN.split(one_line(text))):
+        if index % 2 and _keeps_math(piece[1:-1]):
+            parts.append(piece)
+        else:
+            parts.append(_MARKDOWN_SPECIAL.sub(r"\\\1", piece))
+    return _escape_block_start("".join(parts))
+
+
+def _escape_block_start(text: str) -> str:
+    """``- x`` → ``\\- x``, ``1. x`` → ``1\\. x``: the line starts no list or break."""
+    match = _BLOCK_START.match(text)
+    if not match:
+        return text
+    if match.group(1)[0].isdigit():
+        return text[:match.end()] + "\\" + text[match.end():]
+    return "\\" + text
+
+
+def _keeps_math(body: str) -> bool:
+    """Obsidian takes ``$x$`` as math only when no space follows the opening or precedes
+    the closing ``$``; anything else must be safe as Markdown too."""
+    if body != body.strip() or _MATH_MARKDOWN.search(body):
+        return False
+    depth = 0
+    for char in body:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0 and has_safe_commands(body)
 
 
 # ---- what a note says ----------------------------------------------------------------------
@@ -248,8 +372,8 @@ def paper_frontmatter(entry: Entry) -> dict:
     """The note's properties, in the order Obsidian shows them."""
     paper = entry.paper
     return {
-        "title": paper.title,
-        "authors": list(paper.authors),
+        "title": one_line(paper.title),
+        "authors": [one_line(name) for name in paper.authors],
         "arxiv_id": paper.arxiv_id,
         "version": paper.version,
         "url": abs_url(paper.arxiv_id),
@@ -268,11 +392,11 @@ def paper_frontmatter(entry: Entry) -> dict:
 def render_paper(entry: Entry, frontmatter: dict) -> str:
     """Octet's part of a paper note: frontmatter, summary, abstract and links."""
     paper = entry.paper
-    parts = [render_frontmatter(frontmatter), f"# {one_line(paper.title)}\n",
+    parts = [render_frontmatter(frontmatter), f"# {note_text(paper.title)}\n",
              _byline(paper) + "\n"]
     parts += _summary_lines(entry.summary)
-    if paper.abstract:
-        parts.append(f"## Abstract\n\n{one_line(paper.abstract)}\n")
+    if one_line(paper.abstract):
+        parts.append(f"## Abstract\n\n{note_text(paper.abstract)}\n")
     parts.append(_links(entry))
     return "\n".join(parts)
 
@@ -281,7 +405,7 @@ def _byline(paper: Paper) -> str:
     authors = ", ".join(paper.authors[:8]) + (f" and {len(paper.authors) - 8} more"
                                               if len(paper.authors) > 8 else "")
     published = f" · {paper.published.date().isoformat()}" if paper.published else ""
-    return (f"{one_line(authors) or 'Unknown authors'}{published} · "
+    return (f"{note_text(authors) or 'Unknown authors'}{published} · "
             f"[arXiv:{paper.arxiv_id}v{paper.version}]({abs_url(paper.arxiv_id)}) · "
             f"[PDF]({pdf_url(paper.arxiv_id, paper.version)})")
 
@@ -294,12 +418,12 @@ def _summary_lines(summary: dict | None) -> list[str]:
     lines = []
     if summary.get("tldr"):
         mark = " (extractive)" if whole or "tldr" in copied else ""
-        lines.append(f"> [!summary] TL;DR{mark}\n> {one_line(summary['tldr'])}\n")
+        lines.append(f"> [!summary] TL;DR{mark}\n> {note_text(summary['tldr'])}\n")
     fields = [(name, label) for name, label in SUMMARY_FIELDS if summary.get(name)]
     if fields:
         heading = "## Summary" + (" (extractive: sentences from the abstract)" if whole else "")
         items = [f"- **{label}**{' (extractive)' if name in copied and not whole else ''}: "
-                 f"{one_line(summary[name])}" for name, label in fields]
+                 f"{note_text(summary[name])}" for name, label in fields]
         lines.append(heading + "\n\n" + "\n".join(items) + "\n")
     return lines
 

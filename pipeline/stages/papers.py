@@ -140,6 +140,10 @@ def _hydrate(settings: Settings, transport: Transport, arxiv_ids: list[str],
     except (ArxivUnreachable, ArxivRequestError) as error:
         report["errors"].append(f"hydration: {error}; the papers are stored from the feed "
                                 "and the next run fills in their API fields")
+        if isinstance(error, ArxivUnreachable) and not fetched:
+            report["unreachable"] = (f"arXiv's API answered no request: no paper could be "
+                                     f"hydrated ({error.brief}); the {len(arxiv_ids)} papers are "
+                                     "stored from the feed and the next run fills them in")
     return fetched
 
 

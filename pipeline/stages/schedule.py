@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline.core.paper import find_control
 from pipeline.core.settings import Settings
 
 ARXIV_ZONE_NAME = "America/New_York"
@@ -130,7 +131,16 @@ def job_command(settings: Settings) -> list[str]:
     command += ["--home", str(settings.home)]
     if settings.db:
         command += ["--db", str(settings.db)]
+    _refuse_controls([*command, str(working_directory())])
     return command + ["run"]
+
+
+def _refuse_controls(words: list[str]) -> None:
+    # A newline would end the crontab line (or the unit setting) and start one of its own.
+    for word in words:
+        if find_control(word) is not None:
+            raise ScheduleError(f"{word!r} contains a control character, which cannot go into a "
+                                "crontab or a systemd unit; use a folder name without one")
 
 
 def working_directory() -> Path:
@@ -144,10 +154,9 @@ def cron_block(settings: Settings, cron_zone: tzinfo, reader: tzinfo,
     """The crontab lines, between markers that ``remove`` finds again."""
     when = run_time(cron_zone, delay_minutes)
     command = shlex.join(job_command(settings))
-    # cron turns an unescaped % into a newline.
     line = (f"{when.minute} {when.hour} * * {cron_days(when.weekdays)} "
-            f"out=$(cd {shlex.quote(str(working_directory()))} && {command} 2>&1) "
-            f"|| echo \"$out\"").replace("%", "\\%")
+            + cron_escape(f"out=$(cd {shlex.quote(str(working_directory()))} && {command} 2>&1) "
+                          f"|| echo \"$out\""))
     comments = [
         "# Managed by `octet schedule install cron`; `octet schedule remove` deletes this block.",
         f"# arXiv announces at 20:00 US Eastern, Sun-Thu; Octet runs {delay_minutes} min later:",
@@ -157,6 +166,16 @@ def cron_block(settings: Settings, cron_zone: tzinfo, reader: tzinfo,
         "# Output is printed (so cron mails it) only when the run fails.",
     ]
     return "\n".join([BEGIN, *comments, line, END]) + "\n"
+
+
+def cron_escape(command: str) -> str:
+    """A shell command (quoted with ``shlex``: single quotes only) as a crontab line holds it.
+
+    cron ends the command at an unescaped ``%`` and only ``\\%`` escapes one, so a backslash
+    in a path right before a ``%`` would turn ``\\\\%`` into the end of the command. Each ``%``
+    is written as ``'\\%'`` instead: cron makes it ``'%'``, which the shell reads as ``%``
+    inside or outside a single-quoted word."""
+    return command.replace("%", "'\\%'")
 
 
 def _reader_line(when: RunTime, reader: tzinfo, delay_minutes: int) -> list[str]:
@@ -187,7 +206,7 @@ def systemd_units(settings: Settings, reader: tzinfo,
         "[Service]",
         "Type=oneshot",
         f"WorkingDirectory={str(working_directory()).replace('%', '%%')}",
-        "ExecStart=" + " ".join(systemd_quote(part) for part in job_command(settings)),
+        "ExecStart=" + systemd_command(job_command(settings)),
         "Nice=10",
         ""])
     timer = "\n".join([
@@ -222,6 +241,18 @@ def systemd_days(weekdays: tuple[int, ...]) -> str:
             runs.append([day, day])
     return ",".join(f"{names[first]}..{names[last]}" if first != last else names[first]
                     for first, last in runs)
+
+
+def systemd_command(command: list[str]) -> str:
+    """``ExecStart``'s value. systemd takes the program's path as it is (no ``$$``) and
+    refuses one with quotes or backslashes; the arguments are quoted (``systemd_quote``)."""
+    program, *arguments = command
+    if any(character in program for character in "\"'\\"):
+        raise ScheduleError(f"systemd cannot start a program whose path has quotes or "
+                            f"backslashes ({program}); install Octet in another folder, or use "
+                            "`octet schedule install cron`")
+    return " ".join(['"' + program.replace("%", "%%") + '"',
+                     *(systemd_quote(word) for word in arguments)])
 
 
 def systemd_quote(word: str) -> str:

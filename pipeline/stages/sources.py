@@ -1,13 +1,16 @@
 """arXiv sources: the RSS listing feed, the API (the ``arxiv`` package) and JSONL files → ``Paper``.
 
 Every request goes through one ``Transport``: one connection, at least
-``delay_seconds`` between requests, a timeout on each, retries with exponential
-backoff on timeouts, resets, 429 (honouring ``Retry-After``), 5xx and truncated or
-malformed bodies. A bad entry is logged and skipped; the rest of the page is kept.
-``build_paper`` is the one place a ``Paper`` is made.
+``delay_seconds`` between requests, a deadline on each (connect, headers and the whole
+body), a cap on the size of each answer, retries with exponential backoff on timeouts,
+resets, 429 (honouring ``Retry-After``), 5xx and truncated or malformed bodies, and a
+budget for the time all retries of a run may wait. A bad entry is logged and skipped; the
+rest of the page is kept. ``build_paper`` is the one place a ``Paper`` is made, and it caps
+every text field (``FIELD_LIMITS``).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import lzma
@@ -27,12 +30,20 @@ from arxiv import _feed as arxiv_feed
 from lxml import etree
 
 from pipeline.core.settings import ConfigError, Settings
+from pipeline.stages.http import BodyTooLarge, DeadlineAdapter, http_request, mebibytes
 from pipeline.core.paper import InvalidArxivId, Paper, abs_url, clean_text, pdf_url, split_id
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "octet/0.1 (arXiv reading tracker; https://github.com/octet)"
 MAX_RETRY_AFTER_SECONDS = 600.0
+"""The longest one ``Retry-After`` is honoured; all waits of a run share ``http_retry_budget``."""
+
+FIELD_LIMITS = {"title": 2_000, "abstract": 20_000, "author": 1_000, "authors": 10_000,
+                "comment": 5_000, "journal_ref": 1_000, "category": 100, "categories": 100}
+"""The most ``build_paper`` keeps of a field: characters, or items for ``authors`` and
+``categories``. Far above real data (arXiv abstracts are at most 1,920 characters, the
+longest author lists about 5,000 names); a longer value is cut, with a logged note."""
 
 
 class ArxivUnreachable(RuntimeError):
@@ -44,6 +55,8 @@ class ArxivUnreachable(RuntimeError):
         """The request that failed."""
         self.tries = tries
         """How many attempts were made."""
+        self.report: dict | None = None
+        """The run's report, once the run that failed has recorded it."""
 
     @property
     def brief(self) -> str:
@@ -54,6 +67,11 @@ class ArxivUnreachable(RuntimeError):
 
 class ArxivRequestError(RuntimeError):
     """arXiv answered that the request itself is wrong (a 4xx other than 429)."""
+
+
+class ResponseTooLarge(ArxivRequestError):
+    """arXiv's answer was longer than ``http_max_bytes``: refused, not retried (the same
+    request would get as large an answer again)."""
 
 
 class MalformedResponse(ValueError):
@@ -76,17 +94,25 @@ class DamagedFile(ValueError):
 # ---- transport ---------------------------------------------------------------
 
 class Transport:
-    """Polite HTTP GET: pacing, timeout, retries with backoff, body checks."""
+    """Polite HTTP GET: pacing, a deadline and a size cap on each request, retries with
+    backoff within a budget of waiting, body checks."""
 
-    def __init__(self, delay_seconds: float = 3.0, timeout_seconds: float = 30.0,
-                 num_retries: int = 5, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, delay_seconds: float = 3.0, timeout_seconds: float = 60.0,
+                 num_retries: int = 5, sleep: Callable[[float], None] = time.sleep,
+                 max_body_bytes: int = 32 * 1024 * 1024, retry_budget: float = 600.0):
         self.delay_seconds = delay_seconds
         self.timeout_seconds = timeout_seconds
+        """The deadline of one request: connect, headers and the whole body."""
         self.num_retries = num_retries
         self.sleep = sleep
+        self.max_body_bytes = max_body_bytes
+        self.retry_budget = retry_budget
+        """Seconds all retry waits of this transport (one run) may add up to."""
+        self.waited = 0.0
+        """Seconds spent waiting before retries so far."""
         self.session = requests.Session()
         # One connection at a time, as arXiv's terms ask.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=1)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -98,7 +124,9 @@ class Transport:
     def from_settings(cls, settings: Settings, **overrides) -> "Transport":
         options = dict(delay_seconds=settings.arxiv_delay,
                        timeout_seconds=settings.http_timeout,
-                       num_retries=settings.http_retries)
+                       num_retries=settings.http_retries,
+                       max_body_bytes=settings.http_max_bytes,
+                       retry_budget=settings.http_retry_budget)
         options.update(overrides)
         return cls(**options)
 
@@ -117,40 +145,65 @@ class Transport:
         """The body of ``url``; ``check`` raises ``MalformedResponse`` for a bad body."""
         last_error = "no attempt"
         for attempt in range(self.num_retries + 1):
-            self._pace()
-            wait = self._backoff(attempt)
-            self.request_times.append(time.monotonic())
-            try:
-                response = self.session.get(url, timeout=self.timeout_seconds)
-                body = response.content
-            except requests.RequestException as error:
-                last_error = f"{type(error).__name__}: {error}"
-            else:
-                status = response.status_code
-                if status == 200:
-                    try:
-                        if check:
-                            check(body)
-                        return body
-                    except MalformedResponse as error:
-                        last_error = f"malformed response: {error}"
-                elif status == 429 or status >= 500:
-                    last_error = f"HTTP {status}"
-                    wait = max(wait, _retry_after(response.headers.get("Retry-After")))
-                else:
-                    raise ArxivRequestError(f"arXiv answered HTTP {status} for {url}: "
-                                            f"{_error_summary(body)}")
-            finally:
-                self._last_request_end = time.monotonic()
+            body, last_error, wait = self._attempt(url, check, attempt)
+            if body is not None:
+                return body
             log.warning("request %s failed (%s); try %d of %d", url, last_error,
                         attempt + 1, self.num_retries + 1)
             if attempt < self.num_retries:
-                self.sleep(wait)
+                self._wait(wait, url, last_error, attempt + 1)
         raise ArxivUnreachable(
             f"arXiv could not be reached at {url} after {self.num_retries + 1} tries "
             f"({last_error}); check the network (or OCTET_ARXIV_RSS_URL / OCTET_ARXIV_API_URL) "
             f"and run again — nothing stored was changed",
             url=url, tries=self.num_retries + 1)
+
+    def _attempt(self, url: str, check: Callable[[bytes], None] | None,
+                 attempt: int) -> tuple[bytes | None, str, float]:
+        """One request: ``(body, "", 0)``, or ``(None, what went wrong, seconds to wait)``."""
+        self._pace()
+        self.request_times.append(time.monotonic())
+        try:
+            response, body = http_request(self.session, "GET", url, seconds=self.timeout_seconds,
+                                          max_bytes=self.max_body_bytes)
+        except BodyTooLarge as error:
+            log.warning("request %s refused: %s", url, error)
+            raise ResponseTooLarge(
+                f"arXiv's answer for {url} is over {mebibytes(self.max_body_bytes)}; nothing "
+                "of it was stored (raise http_max_bytes, OCTET_HTTP_MAX_BYTES, if it is real)"
+            ) from None
+        except requests.RequestException as error:
+            return None, f"{type(error).__name__}: {error}", self._backoff(attempt)
+        finally:
+            self._last_request_end = time.monotonic()
+        return self._judge(url, response, body, check, self._backoff(attempt))
+
+    def _judge(self, url: str, response: requests.Response, body: bytes,
+               check: Callable[[bytes], None] | None, wait: float) -> tuple[bytes | None, str, float]:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return None, f"HTTP {status}", max(wait, _retry_after(response.headers.get("Retry-After")))
+        if status != 200:
+            raise ArxivRequestError(f"arXiv answered HTTP {status} for {url}: "
+                                    f"{_error_summary(body)}")
+        try:
+            if check:
+                check(body)
+        except MalformedResponse as error:
+            return None, f"malformed response: {error}", wait
+        return body, "", 0.0
+
+    def _wait(self, seconds: float, url: str, last_error: str, tries: int) -> None:
+        """Sleep before a retry if the run's retry budget still holds the wait."""
+        if self.waited + seconds > self.retry_budget:
+            raise ArxivUnreachable(
+                f"arXiv could not be reached at {url} after {tries} tries ({last_error}); the "
+                f"retry budget of this run is spent ({self.waited:.0f} of {self.retry_budget:g} s "
+                f"waited, {seconds:.0f} s more asked; http_retry_budget, "
+                "OCTET_HTTP_RETRY_BUDGET): run again later — nothing stored was changed",
+                url=url, tries=tries)
+        self.waited += seconds
+        self.sleep(seconds)
 
 
 def _retry_after(value: str | None) -> float:
@@ -194,35 +247,69 @@ def build_paper(*, arxiv_id: str, title: str, version: int | None = None,
                 comment: str | None = None, journal_ref: str | None = None,
                 doi: str | None = None, announce_type: str = "api",
                 listed_date: str | None = None) -> Paper:
-    """Validate and normalize one record from any source; raises ``BadEntry``."""
+    """Validate and normalize one record from any source; raises ``BadEntry``. Every text
+    field is cleaned and capped (``FIELD_LIMITS``, with a logged note)."""
     try:
         bare_id, id_version = split_id(arxiv_id)
     except InvalidArxivId as error:
         raise BadEntry(str(error)) from None
     version = version or id_version or 1
-    title = clean_text(title)
+    title = _capped(bare_id, "title", clean_text(title))
     if not title:
         raise BadEntry(f"{bare_id}: no title")
-    categories = tuple(dict.fromkeys(c.strip() for c in categories if c and c.strip()))
-    primary = (primary_category or "").strip() or (categories[0] if categories else "")
+    categories, primary = _categories(bare_id, categories, primary_category)
     if listed_date:
         try:
             listed_date = date.fromisoformat(str(listed_date)[:10]).isoformat()
         except ValueError:
             raise BadEntry(f"{bare_id}: listed date {listed_date!r} is not YYYY-MM-DD") from None
-    if primary and primary not in categories:
-        categories = (primary, *categories)
-    elif primary:
-        categories = (primary, *[c for c in categories if c != primary])
     return Paper(
         arxiv_id=bare_id, version=int(version), title=title,
-        authors=tuple(clean_text(a) for a in authors if a and clean_text(a)),
-        abstract=clean_text(abstract), categories=categories, primary_category=primary,
-        published=_utc(published), updated=_utc(updated),
-        comment=clean_text(comment) or None, journal_ref=clean_text(journal_ref) or None,
+        authors=_authors(bare_id, authors),
+        abstract=_capped(bare_id, "abstract", clean_text(abstract)), categories=categories,
+        primary_category=primary, published=_utc(published), updated=_utc(updated),
+        comment=_capped(bare_id, "comment", clean_text(comment)) or None,
+        journal_ref=_capped(bare_id, "journal_ref", clean_text(journal_ref)) or None,
         doi=clean_text(doi) or None, abs_url=abs_url(bare_id, version),
         pdf_url=pdf_url(bare_id, version), announce_type=announce_type,
         listed_date=listed_date)
+
+
+def _capped(arxiv_id: str, name: str, text: str) -> str:
+    """``text`` cut to ``FIELD_LIMITS[name]`` characters (ending in "…"), with a note."""
+    limit = FIELD_LIMITS[name]
+    if len(text) <= limit:
+        return text
+    log.warning("%s: %s cut from %d to %d characters", arxiv_id, name, len(text), limit)
+    return text[:limit - 1] + "…"
+
+
+def _first(arxiv_id: str, name: str, items: Iterable[str]) -> list[str]:
+    """The first ``FIELD_LIMITS[name]`` items, with a note when there were more."""
+    limit = FIELD_LIMITS[name]
+    kept = list(itertools.islice(items, limit + 1))
+    if len(kept) > limit:
+        log.warning("%s: %s cut to the first %d", arxiv_id, name, limit)
+    return kept[:limit]
+
+
+def _authors(arxiv_id: str, names: Iterable[str]) -> tuple[str, ...]:
+    cleaned = (clean_text(name) for name in names if name)
+    return tuple(_capped(arxiv_id, "author", name)
+                 for name in _first(arxiv_id, "authors", (name for name in cleaned if name)))
+
+
+def _categories(arxiv_id: str, categories: Iterable[str],
+                primary_category: str | None) -> tuple[tuple[str, ...], str]:
+    """``(categories, primary)``: cleaned, each once, the primary first, capped."""
+    cleaned = (clean_text(category) for category in categories if category)
+    listed = list(dict.fromkeys(category for category in cleaned if category))
+    primary = clean_text(primary_category) or (listed[0] if listed else "")
+    ordered = [primary, *[c for c in listed if c != primary]] if primary else listed
+    kept = (_capped(arxiv_id, "category", category)
+            for category in _first(arxiv_id, "categories", iter(ordered)))
+    kept = tuple(dict.fromkeys(kept))
+    return kept, kept[0] if primary else ""
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.paper import Paper
-from pipeline.core.settings import Settings
+from pipeline.core.settings import SUMMARIZERS, Settings
 from pipeline.stages.summaries.summary import (BackendUnavailable, Summarizer, Summary,
                                                SummaryFailure)
 from storage.papers import load_papers
@@ -20,8 +20,8 @@ from storage.summaries import pending_ids, save_summaries
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "extractive", "hf", "openai")
-"""The values the ``summarizer`` setting accepts."""
+BACKENDS = SUMMARIZERS
+"""The values the ``summarizer`` setting accepts (defined in core, where settings are checked)."""
 
 
 # ---- choosing a backend --------------------------------------------------------

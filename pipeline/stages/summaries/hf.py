@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.core.paper import Paper
-from pipeline.stages.summaries.replies import parse_replies
+from pipeline.stages.summaries.replies import summaries_from_replies
 from pipeline.stages.summaries.summary import (BackendUnavailable, Summary, SummaryFailure,
                                                with_provenance)
 from prompts import SUMMARY_PROMPT, summary_messages, summary_text
@@ -215,9 +215,10 @@ class HFSummarizer:
     def summarize(self, papers: Sequence[Paper]) -> list[Summary | SummaryFailure]:
         papers = list(papers)
         texts = self.generate_texts([self.prompt_for(paper) for paper in papers])
-        # Fields the model left empty are filled from the abstract, never invented.
-        return [with_provenance(summary, paper, self)
-                for paper, summary in zip(papers, parse_replies(texts, papers))]
+        # The same checks as the openai backend: a reply with no usable field, or about
+        # another paper, is a failure; fields it left empty are filled from the abstract.
+        return [with_provenance(result, paper, self) if isinstance(result, Summary) else result
+                for paper, result in zip(papers, summaries_from_replies(texts, papers))]
 
     def close(self) -> None:
         """Free the model (and the GPU memory it held)."""

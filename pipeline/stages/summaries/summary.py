@@ -20,6 +20,10 @@ FIELDS = ("tldr", "problem", "method", "results", "why_it_matters")
 MAX_FIELD_CHARACTERS = 1200
 """A model that rambles is cut here; nothing a reader decides on in ten seconds is longer."""
 
+MAX_REPLY_CHARACTERS = 65_536
+"""Only the start of a reply is parsed: five capped fields fit many times over, and the
+parser's work stays bounded whatever a server sends."""
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -139,10 +143,15 @@ def _plain(value) -> str:
     return "" if text.lower() in _NOTHING else text[:MAX_FIELD_CHARACTERS]
 
 
+# Each failed start costs a scan of the text (the decoder's error counts lines up to it):
+# a reply of nothing but "{" would be quadratic. A summary starts within the first few.
+_MAX_JSON_STARTS = 256
+
+
 def _json_objects(text: str):
     """Every JSON object that starts somewhere in the text (fences and prose around it ignored)."""
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
+    for _, match in zip(range(_MAX_JSON_STARTS), re.finditer(r"\{", text)):
         try:
             value, _ = decoder.raw_decode(text, match.start())
         except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -178,9 +187,10 @@ def parse_summary(text: str, fallback: Summary | None = None) -> Summary:
 
     Tolerates code fences, prose around the JSON, aliases and missing fields. Fields the
     model left empty are copied from ``fallback`` (an extractive summary) and listed in
-    ``fallback_fields``. The output is only ever treated as plain text.
+    ``fallback_fields``. The output is only ever treated as plain text; only its first
+    ``MAX_REPLY_CHARACTERS`` are read.
     """
-    text = text or ""
+    text = (text or "")[:MAX_REPLY_CHARACTERS]
     found = _fields_from_json(text) or _fields_from_lines(text)
     values, borrowed = {}, []
     for name in FIELDS:
