@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -113,3 +114,14 @@ def similar_ids(db_path, arxiv_id: str, limit: int = 10) -> list[tuple[str, floa
     from storage.search import find_similar
 
     return [(card["arxiv_id"], card["score"]) for card in find_similar(db_path, arxiv_id, limit)]
+
+
+def systemd_verify(folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``systemd-analyze --user verify`` on the units in ``folder``, in a private runtime
+    directory (no user session is needed)."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return subprocess.run(["systemd-analyze", "--user", "verify", str(folder / "octet.timer"),
+                           str(folder / "octet.service")], capture_output=True, text=True,
+                          timeout=60, env={"XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/bin:/bin",
+                                           "HOME": str(tmp_path)})

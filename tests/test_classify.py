@@ -175,6 +175,41 @@ def test_eval_scores_the_model_in_use_on_a_labeled_file(tmp_path, capsys):
     assert 0.0 <= metrics["macro_f1"] <= 1.0 and set(metrics["families"]) == set(CODES)
 
 
+def test_training_never_sees_the_held_out_split():
+    """Issue 13: the held-out papers are in no training source, not even the 9 that a title
+    rule also labeled (they are in the shipped title-rule rows)."""
+    held = set(classify.heldout_labeled().ids)
+    assert len(classify.heldout_labeled("random").ids) >= 300
+    for source in (None, "dev", "title-rules", "read"):
+        assert not held & set(classify.shipped_labeled(source).ids), source
+    labeled, weights = classify.training_set()
+    assert not held & set(labeled.ids) and len(weights) == len(labeled.ids)
+    rule_rows = [json.loads(line)["arxiv_id"] for line in classify.data_file(
+        classify.SHIPPED_LABELS).read_text(encoding="utf-8").splitlines()]
+    assert held & set(rule_rows), "the overlap this test guards against is gone"
+
+
+def test_the_shipped_head_is_the_one_trained_on_the_shipped_labels(tmp_path):
+    """The head measured in BENCHMARKS.md is what `octet train --no-reader` rebuilds."""
+    shipped = classify.load_head(classify.data_file(classify.HEAD_FILE))
+    rebuilt = classify.train_and_save(tmp_path / "head.npz")
+    assert shipped.info["papers"] == rebuilt.info["papers"] == len(classify.shipped_labeled().ids)
+    assert np.allclose(shipped.weights, rebuilt.weights, atol=1e-3)
+    assert np.allclose(shipped.thresholds, rebuilt.thresholds, atol=0.03)
+
+
+def test_eval_reports_the_held_out_split_beside_cross_validation(capsys):
+    assert main(["eval", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["papers"] == len(classify.heldout_labeled().ids)
+    assert metrics["method"].endswith("on the held-out split")
+    assert metrics["random"]["papers"] + metrics["targeted"]["papers"] == metrics["papers"]
+    cross = metrics["cross_validation"]
+    assert cross["papers"] == len(classify.shipped_labeled().ids)
+    for part in (metrics, metrics["random"], metrics["targeted"], cross):
+        assert 0.0 <= part["badge_precision"] <= 1.0 and set(part["families"]) == set(CODES)
+
+
 def test_eval_refuses_one_fold(capsys):
     assert main(["eval", "--folds", "1"]) == 2
     assert "--folds must be at least 2" in capsys.readouterr().err

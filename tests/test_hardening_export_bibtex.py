@@ -79,7 +79,7 @@ def test_every_field_of_an_entry_is_escaped(value):
         fields = library.entries[0].fields_dict
         assert set(fields) <= FIELDS
         for name, field in fields.items():
-            assert "\n" not in field.value and _balanced(field.value), name
+            assert "\n" not in field.value and export._balanced(field.value), name
 
 
 def test_ordinary_identifiers_are_unchanged():
@@ -111,15 +111,6 @@ def test_math_outside_the_allow_list_is_escaped_as_text(math):
                                   "$\\sqrt{\\frac{a}{b}} \\leq \\infty$", "$\\{1, \\ldots, n\\}$"])
 def test_math_inside_the_allow_list_is_kept(math):
     assert export.latex_text(f"A {math} B") == f"A {math} B"
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for char in text:
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth < 0:
-            return False
-    return depth == 0
 
 
 def _tool(name: str) -> str:

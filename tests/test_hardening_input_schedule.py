@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.core.settings import Settings, load_settings
 from pipeline.stages import schedule
-from tests.helpers import REPO
+from tests.helpers import REPO, systemd_verify
 
 PATHS = json.loads((REPO / "tests" / "fixtures" / "hostile" / "input" / "paths.json")
                    .read_text(encoding="utf-8"))
@@ -172,12 +172,7 @@ def verify(units: dict[str, str], tmp_path: Path) -> None:
     folder.mkdir()
     for name, text in units.items():
         (folder / name).write_text(text, encoding="utf-8")
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    result = subprocess.run(["systemd-analyze", "--user", "verify", str(folder / "octet.timer"),
-                             str(folder / "octet.service")], capture_output=True, text=True,
-                            timeout=60, env={"XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/bin:/bin",
-                                             "HOME": str(tmp_path)})
+    result = systemd_verify(folder, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
 

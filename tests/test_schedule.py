@@ -14,6 +14,7 @@ import pytest
 from pipeline.core import weeks
 from pipeline.stages import schedule
 from pipeline.cli import main
+from tests.helpers import systemd_verify
 
 ZONES = ["Europe/Berlin", "America/Los_Angeles", "America/New_York", "Asia/Tokyo",
          "Australia/Sydney", "Asia/Kolkata", "Pacific/Auckland", "UTC", "America/Sao_Paulo"]
@@ -182,12 +183,7 @@ def test_systemd_user_instance_accepts_the_units(settings, fake_systemd, tmp_pat
     for name, text in schedule.systemd_units(settings, weeks.reader_zone(settings.timezone)).items():
         assert f"# ---- {tmp_path / 'units' / name} ----\n{text}" in printed
         (folder / name).write_text(text)
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    result = subprocess.run(["systemd-analyze", "--user", "verify", str(folder / "octet.timer"),
-                             str(folder / "octet.service")], capture_output=True, text=True,
-                            timeout=60, env={"XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/bin:/bin",
-                                             "HOME": str(tmp_path)})
+    result = systemd_verify(folder, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
 
