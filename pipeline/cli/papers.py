@@ -62,7 +62,7 @@ def _parse_day(text: str | None, name: str) -> date | None:
 
 def fetch(args, settings) -> int:
     if args.ids:
-        return _report_of(lambda: job.fetch_ids(settings, _id_list(args.ids)), args.json)
+        return report_of(lambda: job.fetch_ids(settings, _id_list(args.ids)), args.json)
     since = _parse_day(args.since, "--since")
     until = _parse_day(args.until, "--until") or date.today()
     if since > until:
@@ -70,7 +70,7 @@ def fetch(args, settings) -> int:
     if (until - since) > timedelta(days=366):
         raise UsageError("the range is over a year; arXiv asks for bulk harvesting to use "
                          "OAI-PMH or the metadata snapshot (`octet import FILE`)")
-    return _report_of(lambda: job.fetch_range(settings, since, until), args.json)
+    return report_of(lambda: job.fetch_range(settings, since, until), args.json)
 
 
 def _id_list(text: str) -> list[str]:
@@ -83,9 +83,10 @@ def _id_list(text: str) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _report_of(fetch, as_json: bool) -> int:
+def report_of(fetch, as_json: bool, when_unreachable=None) -> int:
     """Run a fetching job and print its report; a locked run is no error for cron, a stuck
-    one is."""
+    one is. ``when_unreachable(error)`` answers for a run arXiv ended (by default: the
+    recorded report with ``--json``, then exit 3 with one line)."""
     try:
         report = fetch()
     except RunLocked as error:
@@ -95,9 +96,13 @@ def _report_of(fetch, as_json: bool) -> int:
         print(f"octet: {error}", file=sys.stderr)
         return 1
     except ArxivUnreachable as error:
+        if when_unreachable is not None:
+            return when_unreachable(error)
         print_failed_report(error, as_json)
         raise
     print_report(report, as_json)
+    if report.get("unreachable"):
+        print(f"octet: {report['unreachable']}", file=sys.stderr)
     return report["exit_code"]
 
 

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 
 from pipeline import job
-from pipeline.cli.papers import ensure_demo, print_failed_report
-from pipeline.job import print_report
-from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable
+from pipeline.cli.papers import ensure_demo, report_of
+from pipeline.stages.sources import ArxivUnreachable
 from storage import papers, runs
-from storage.runs import RunLocked, RunStuck
 
 
 def register(subparsers) -> None:
@@ -31,25 +28,14 @@ def register(subparsers) -> None:
 def run(args, settings) -> int:
     if args.or_demo:  # interactive first run: say "offline" in seconds, not minutes
         settings = replace(settings, http_retries=min(settings.http_retries, 1))
-    try:
-        report = job.run_job(settings)
-    except RunLocked as error:
-        print(f"octet: {error}")
-        return 0
-    except (RunStuck, ArxivRequestError) as error:
-        print(f"octet: {error}", file=sys.stderr)
-        return 1
-    except ArxivUnreachable as error:
-        if not args.or_demo:
-            print_failed_report(error, args.json)
-            raise
-        print(f"octet: arXiv cannot be reached ({error.brief}); "
-              f"continuing with the DEMO database at {settings.demo_db_path}")
-        return ensure_demo(settings)
-    print_report(report, args.json)
-    if report.get("unreachable"):
-        print(f"octet: {report['unreachable']}", file=sys.stderr)
-    return report["exit_code"]
+    instead = (lambda error: _demo_instead(error, settings)) if args.or_demo else None
+    return report_of(lambda: job.run_job(settings), args.json, instead)
+
+
+def _demo_instead(error: ArxivUnreachable, settings) -> int:
+    print(f"octet: arXiv cannot be reached ({error.brief}); "
+          f"continuing with the DEMO database at {settings.demo_db_path}")
+    return ensure_demo(settings)
 
 
 def status(args, settings) -> int:
