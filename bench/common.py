@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from functools import lru_cache
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,18 +17,11 @@ LISTINGS = SHARED / "data" / "arxiv_listings_cs_2025_2026.jsonl.xz"
 """All 74,602 papers of the daily listings, for benchmarks at scale."""
 
 
-@lru_cache(maxsize=1)
-def _listings() -> tuple[dict, ...]:
-    import lzma
-
-    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
-        return tuple(json.loads(line) for line in handle)
-
-
 def real_listings(limit: int | None = None, day: str | None = None) -> list[dict]:
     """Real papers of ../shared/data's listings (read once per process)."""
-    rows = [row for row in _listings() if day is None or row["listed_date"] == day]
-    return rows[:limit] if limit else rows
+    from tests.helpers import listing_rows
+
+    return listing_rows(LISTINGS, limit, day)
 
 # Peak RSS from VmHWM, not getrusage: Linux carries ru_maxrss across execve, so a child of a
 # big benchmark process would report its parent's peak.

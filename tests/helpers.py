@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import lzma
 import subprocess
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -23,16 +25,22 @@ LISTINGS = REPO / "tests" / "fixtures" / "listings_slice.jsonl.xz"
 LABELED_DEV = REPO / "tests" / "fixtures" / "labeled_dev.jsonl"
 
 
-@lru_cache(maxsize=1)
-def _listings() -> tuple[dict, ...]:
-    with lzma.open(LISTINGS, "rt", encoding="utf-8") as handle:
+@lru_cache(maxsize=2)
+def _listings(path: Path) -> tuple[dict, ...]:
+    with lzma.open(path, "rt", encoding="utf-8") as handle:
         return tuple(json.loads(line) for line in handle)
+
+
+def listing_rows(path: Path, limit: int | None = None, day: str | None = None) -> list[dict]:
+    """Real papers of an ``.jsonl.xz`` listings file, in file order (optionally of one
+    listing day), read once per process."""
+    rows = [row for row in _listings(Path(path)) if day is None or row["listed_date"] == day]
+    return rows[:limit] if limit else rows
 
 
 def real_listings(limit: int | None = None, day: str | None = None) -> list[dict]:
     """Real papers of the listings slice, in file order (optionally of one listing day)."""
-    rows = [row for row in _listings() if day is None or row["listed_date"] == day]
-    return rows[:limit] if limit else rows
+    return listing_rows(LISTINGS, limit, day)
 
 
 def first_papers(count: int) -> list[Paper]:
@@ -125,3 +133,15 @@ def systemd_verify(folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
                            str(folder / "octet.service")], capture_output=True, text=True,
                           timeout=60, env={"XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/bin:/bin",
                                            "HOME": str(tmp_path)})
+
+
+@contextmanager
+def serving(server):
+    """A stdlib HTTP server answering from a thread for the ``with`` block; shut down and
+    closed after it, even when the block fails."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

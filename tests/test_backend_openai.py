@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from storage.papers import upsert_papers
-from tests.helpers import first_papers
+from tests.helpers import first_papers, serving
 from pipeline.stages.summaries.openai import OpenAISummarizer
 from pipeline.cli import main
 from pipeline.stages.summaries.summary import BackendUnavailable, Summary, SummaryFailure
@@ -89,12 +89,8 @@ class ChatHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    chat = ChatServer()
-    thread = threading.Thread(target=chat.serve_forever, daemon=True)
-    thread.start()
-    yield chat
-    chat.shutdown()
-    chat.server_close()
+    with serving(ChatServer()) as chat:
+        yield chat
 
 
 def _client(server, **options) -> OpenAISummarizer:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ import pytest
 
 from pipeline.core import weeks
 from storage import reading
-from tests.helpers import store_real_papers
+from tests.helpers import serving, store_real_papers
 from tests.test_hardening_app import HOSTILE_ID, store_hostile_paper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,13 +135,8 @@ def injected_server():
         def log_message(self, *args):  # keep the test output quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Recorder)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pipeline.stages.summaries.openai import OpenAISummarizer
 from pipeline.stages.summaries.summary import SummaryFailure
 from storage.db import connect
 from tests.arxiv_server import ReplayServer
-from tests.helpers import first_papers, real_listings
+from tests.helpers import first_papers, real_listings, serving
 
 DAY = date(2026, 6, 2)
 DRIP_SECONDS = 30.0
@@ -75,13 +75,9 @@ class SlowServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def slow():
-    server = SlowServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.stopping.set()
-    server.shutdown()
-    server.server_close()
+    with serving(SlowServer()) as server:
+        yield server
+        server.stopping.set()  # the drips end, so shutting down does not wait for them
 
 
 @pytest.fixture
@@ -200,20 +196,16 @@ class BusyHandler(BaseHTTPRequestHandler):
 def test_openai_retry_after_waits_are_bounded_by_the_retry_budget(settings, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), BusyHandler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     for key, value in {"OCTET_OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
                        "OCTET_MODEL": "m", "OCTET_HTTP_RETRIES": "3",
                        "OCTET_HTTP_RETRY_BUDGET": "5"}.items():
         monkeypatch.setenv(key, value)
-    try:
+    with serving(server):
         client = OpenAISummarizer.from_settings(load_settings())
         started = time.monotonic()
         [result] = client.summarize(first_papers(1))
         assert time.monotonic() - started < 10
         assert isinstance(result, SummaryFailure) and "OCTET_HTTP_RETRY_BUDGET" in result.error
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 LOCK_HOLDER = """

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,7 +25,7 @@ from pipeline.stages.summaries.summary import FIELDS, Summary, SummaryFailure
 from prompts import summary_messages, untrusted
 from storage.papers import upsert_papers
 from storage.summaries import pending_ids, save_summaries, summary_for
-from tests.helpers import LABELED_DEV, REPO
+from tests.helpers import LABELED_DEV, REPO, serving
 
 HOSTILE = REPO / "tests" / "fixtures" / "hostile" / "summaries"
 JUNK = json.loads((HOSTILE / "junk_replies.json").read_text(encoding="utf-8"))
@@ -152,11 +151,8 @@ class ChatStandInHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def chat_server():
-    server = ChatStandIn()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(ChatStandIn()) as server:
+        yield server
 
 
 def _octet_summarize(server: ChatStandIn) -> tuple[int, dict]:
