@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.core.settings import Settings
-from pipeline.stages import families, reading, summaries
+from pipeline.stages import family_judge, reading, summaries
 from pipeline.stages.papers import ingest_backfill, ingest_ids, ingest_lines, ingest_listing
 from pipeline.stages.sources import ArxivUnreachable, FeedError, Transport
 from storage import runs
@@ -27,7 +27,7 @@ from storage.runs import RunLocked, run_lock  # noqa: F401 (RunLocked: what call
 log = logging.getLogger(__name__)
 
 STAGES: dict[str, Callable[[Settings, dict], dict]] = {
-    "classify": families.run_stage, "summarize": summaries.run_stage,
+    "classify": family_judge.classify_stage, "summarize": summaries.run_stage,
     "reading": reading.run_stage}
 """What each name of ``settings.stages`` runs, after storing; run in ``settings.STAGES`` order."""
 

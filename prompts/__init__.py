@@ -15,6 +15,9 @@ import jinja2
 SUMMARY_PROMPT = "summarize.v1"
 """The prompt version the generative backends use now."""
 
+FAMILIES_PROMPT = "families.v1"
+"""The prompt version the LLM family judge uses now (part of every judgement's provenance)."""
+
 MAX_ABSTRACT_CHARACTERS = 4000
 """arXiv caps abstracts at 1,920 characters; anything far longer is not an abstract."""
 
@@ -77,16 +80,33 @@ def untrusted(text: str | None, limit: int = MAX_ABSTRACT_CHARACTERS) -> str:
     return cleaned[:limit]
 
 
-def summary_messages(title: str, abstract: str,
-                     name: str = SUMMARY_PROMPT) -> list[dict[str, str]]:
-    """Chat messages (system, user) asking for the JSON summary of one paper."""
+def paper_messages(name: str, title: str, abstract: str) -> list[dict[str, str]]:
+    """Chat messages (system, user) of the template ``name`` for one paper: the system turn
+    is fixed, the user turn holds the paper between the delimiters (made ``untrusted``)."""
     module = load_template(name).module
     return [{"role": "system", "content": str(module.system())},
             {"role": "user", "content": str(module.user(untrusted(title, 1000),
                                                          untrusted(abstract)))}]
 
 
+def plain_prompt(messages: list[dict[str, str]]) -> str:
+    """Chat messages as one plain text, for models without a chat template."""
+    return "\n\n".join(message["content"] for message in messages) + "\n\nJSON:"
+
+
+def summary_messages(title: str, abstract: str,
+                     name: str = SUMMARY_PROMPT) -> list[dict[str, str]]:
+    """Chat messages (system, user) asking for the JSON summary of one paper."""
+    return paper_messages(name, title, abstract)
+
+
 def summary_text(title: str, abstract: str, name: str = SUMMARY_PROMPT) -> str:
     """The same prompt as one plain text, for models without a chat template."""
-    system, user = summary_messages(title, abstract, name)
-    return f"{system['content']}\n\n{user['content']}\n\nJSON:"
+    return plain_prompt(summary_messages(title, abstract, name))
+
+
+def families_messages(title: str, abstract: str,
+                      name: str = FAMILIES_PROMPT) -> list[dict[str, str]]:
+    """Chat messages (system, user) asking which of the eight families one paper is about;
+    the rules are in the system turn, the paper between the delimiters of the user turn."""
+    return paper_messages(name, title, abstract)

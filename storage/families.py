@@ -114,32 +114,92 @@ def store_results(db_path: Path, embedded: list[dict], scored: list[dict], model
 
 
 def families_for(db_path: Path, arxiv_ids: list[str]) -> dict[str, dict]:
-    """For each id with scores or reader labels: ``{"labels", "scores", "source",
-    "model_version", "low_confidence"}``. The reader's labels win (``source`` = ``reader``);
-    scores are always the model's (empty when the model has not scored the paper yet)."""
+    """For each id with scores, a judgement or reader labels: ``{"labels", "scores",
+    "source", "model_version", "low_confidence", "judge_version"}``. The reader's labels win
+    (``source`` = ``reader``), then the LLM judge's for the paper's current version
+    (``llm``), then the head's (``model``); scores are always the head's (empty when it has
+    not scored the paper yet); ``judge_version`` names the judge of a current judgement."""
     if not arxiv_ids:
         return {}
     with connect(db_path, read_only=True) as con:
         register_ids(con, arxiv_ids)
         rows = con.execute(f"""
             SELECT w.arxiv_id, s.model_version, {', '.join('s.' + c for c in _SCORE_COLUMNS)},
-                   s.labels, s.low_confidence, r.labels
+                   s.labels, s.low_confidence, r.labels, j.labels, j.judge_version
             FROM wanted w LEFT JOIN family_scores s USING (arxiv_id)
             LEFT JOIN reader_labels r USING (arxiv_id)
-            WHERE s.arxiv_id IS NOT NULL OR r.arxiv_id IS NOT NULL""").fetchall()
+            LEFT JOIN papers p ON p.arxiv_id = w.arxiv_id
+            LEFT JOIN family_judgements j ON j.arxiv_id = w.arxiv_id AND j.version = p.version
+            WHERE s.arxiv_id IS NOT NULL OR r.arxiv_id IS NOT NULL
+               OR j.arxiv_id IS NOT NULL""").fetchall()
     return {row[0]: _family_record(row) for row in rows}
 
 
 def _family_record(row) -> dict:
     model_version, values = row[1], row[2:2 + len(CODES)]
-    model_labels, low_confidence, reader = row[2 + len(CODES):]
+    model_labels, low_confidence, reader, judged, judge_version = row[2 + len(CODES):]
     scores = {} if model_version is None else {
         code: round(float(value), 4) for code, value in zip(CODES, values)}
-    return {"labels": list(reader if reader is not None else model_labels or []),
-            "scores": scores,
-            "source": "reader" if reader is not None else "model",
-            "model_version": model_version,
-            "low_confidence": bool(low_confidence)}
+    labels, source = model_labels or [], "model"
+    if reader is not None:
+        labels, source = reader, "reader"
+    elif judged is not None:
+        labels, source = judged, "llm"
+    return {"labels": list(labels), "scores": scores, "source": source,
+            "model_version": model_version, "low_confidence": bool(low_confidence),
+            "judge_version": judge_version}
+
+
+def _judgement_table(rows: list[dict]) -> pa.Table:
+    return pa.table({"arxiv_id": [row["arxiv_id"] for row in rows],
+                     "version": pa.array([row["version"] for row in rows], pa.int32()),
+                     "judge_version": [row["judge_version"] for row in rows],
+                     "labels": pa.array([list(row["labels"]) for row in rows],
+                                        pa.list_(pa.string()))})
+
+
+def store_judgements(db_path: Path, rows: list[dict]) -> None:
+    """Write the LLM judge's labels (``arxiv_id``, ``version``, ``judge_version``,
+    ``labels``; ``[]`` means none) in one transaction, replacing a paper's older judgement."""
+    if not rows:
+        return
+    with transaction(db_path) as con:
+        con.register("new_judgements", _judgement_table(rows))
+        con.execute("DELETE FROM family_judgements WHERE arxiv_id IN "
+                    "(SELECT arxiv_id FROM new_judgements)")
+        con.execute("INSERT INTO family_judgements (arxiv_id, version, judge_version, labels) "
+                    "SELECT arxiv_id, version, judge_version, labels FROM new_judgements")
+        con.unregister("new_judgements")
+
+
+def uncertain_papers(db_path: Path, model_version: str, thresholds: dict[str, float],
+                     margin: float, limit: int | None = None) -> list[dict]:
+    """Papers to re-check with the LLM judge: scored by head ``model_version`` at their
+    current version, with some family's probability within ``margin`` of its threshold or
+    judged on the title alone; without a judgement of that version and without reader
+    labels (they win anyway). Closest to a threshold first: ``arxiv_id``, ``version``,
+    ``title``, ``abstract``, ``labels`` (the head's)."""
+    distances = ", ".join(f"abs(s.{column} - ?)" for column in _SCORE_COLUMNS)
+    limit_sql = f"LIMIT {int(limit)}" if limit else ""
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(f"""
+            SELECT p.arxiv_id, p.version, p.title, p.abstract, s.labels,
+                   least({distances}) AS distance, s.low_confidence
+            FROM papers p JOIN family_scores s ON s.arxiv_id = p.arxiv_id
+                 AND s.version = p.version AND s.model_version = ?
+            LEFT JOIN family_judgements j ON j.arxiv_id = p.arxiv_id AND j.version = p.version
+            LEFT JOIN reader_labels r ON r.arxiv_id = p.arxiv_id
+            WHERE j.arxiv_id IS NULL AND r.arxiv_id IS NULL
+              AND (least({distances}) <= ? OR s.low_confidence)
+            ORDER BY distance, p.arxiv_id {limit_sql}""",
+                           [*_threshold_values(thresholds), model_version,
+                            *_threshold_values(thresholds), float(margin)]).fetchall()
+    return [{"arxiv_id": a, "version": v, "title": t, "abstract": ab, "labels": list(labels)}
+            for a, v, t, ab, labels, _, _ in rows]
+
+
+def _threshold_values(thresholds: dict[str, float]) -> list[float]:
+    return [float(thresholds[code]) for code in CODES]
 
 
 def set_reader_labels(db_path: Path, arxiv_id: str, labels: list[str]) -> None:

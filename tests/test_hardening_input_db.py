@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -141,10 +142,10 @@ def size_in_header(path) -> int:
 def test_migrations_keep_a_copy_and_the_refusal_names_it(tmp_path):
     home = tmp_path / "home"
     path = home / "octet.duckdb"
-    last = migration_files()[-1][0]
+    last, last_sql = migration_files()[-1]
     with connect(path) as con:  # an older database: the last migration not yet applied
-        con.execute("DROP TABLE note_exports")
-        con.execute("DROP TABLE citation_keys")
+        for table in re.findall(r"CREATE TABLE (\w+)", last_sql):
+            con.execute(f"DROP TABLE {table}")
         con.execute("DELETE FROM _migrations WHERE name = ?", [last])
         con.execute("CREATE TABLE mine AS SELECT 42 AS answer")
     storage_db._migrated.clear()

@@ -6,17 +6,38 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.core.errors import EXIT_OK, EXIT_USAGE, UsageError
+from pipeline.core.errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError
 from pipeline.core.families import CODES, NONE, family, normalize_labels
+from pipeline.core.paper import Paper
+from pipeline.stages.family_judge import (DEFAULT_MARGIN, Judgement, JudgeUnreachable,
+                                          judge_all, judged_metrics, make_judge,
+                                          recheck_uncertain)
+
+CLASSIFY_BACKENDS = ("head", "llm")
+"""``--backend`` of classify and eval: the embedding head, or the LLM judge beside it."""
 
 
 def register(subparsers) -> None:
     """Add the family subcommands to the `octet` parser."""
     command = subparsers.add_parser(
-        "classify", help="classify papers from a JSONL file (no database needed)")
-    command.add_argument("--input", required=True,
+        "classify", help="classify papers from a JSONL file (no database needed), or "
+        "re-check the stored papers the classifier is unsure of with an LLM (--recheck)")
+    command.add_argument("--input",
                          help="JSONL: one paper per line with id (or arxiv_id), title, abstract")
     command.add_argument("--output", default="-", help="JSONL to write (default: stdout)")
+    command.add_argument("--backend", choices=CLASSIFY_BACKENDS, default="head",
+                         help="head: the embedding classifier (default); llm: also ask the "
+                         "configured generative model (summarizer = hf or openai, with model)")
+    command.add_argument("--recheck", action="store_true",
+                         help="with --backend llm, no --input: judge the stored papers whose "
+                         "head scores are uncertain and store the judgements")
+    command.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                         help="--recheck: a probability this close to its family's threshold "
+                         f"is uncertain (default {DEFAULT_MARGIN})")
+    command.add_argument("--limit", type=int, help="--recheck: at most N papers, the most "
+                         "uncertain first")
+    command.add_argument("--json", action="store_true", help="--recheck: print the result "
+                         "as JSON")
     command.set_defaults(handler=classify_command)
 
     command = subparsers.add_parser(
@@ -28,6 +49,9 @@ def register(subparsers) -> None:
                          "instead of scoring the model in use")
     command.add_argument("--seed", type=int, default=0, help="fold shuffle seed (default 0)")
     command.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    command.add_argument("--backend", choices=CLASSIFY_BACKENDS, default="head",
+                         help="head: the embedding classifier (default); llm: the configured "
+                         "generative model as judge (no --folds)")
     command.set_defaults(handler=eval_command)
 
     command = subparsers.add_parser(
@@ -103,28 +127,104 @@ def _row_labels(record: dict) -> list[str]:
 
 
 def classify_command(args, settings) -> int:
+    _check_classify_flags(args)
+    if args.recheck:
+        return recheck_command(args, settings)
     from pipeline.stages.families import classify_texts, current_head
 
+    judge = make_judge(settings) if args.backend == "llm" else None
     rows, errors = read_rows(args.input)
     for error in errors:
         print(f"octet: {error}", file=sys.stderr)
     results = classify_texts([r["id"] for r in rows], [r["title"] for r in rows],
                              [r["abstract"] for r in rows], current_head(settings.home),
                              device=settings.device) if rows else []
-    lines = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in results)
-    if args.output == "-":
+    items = [item.to_json() for item in results]
+    if judge is not None and _add_judgements(judge, rows, items) is None:
+        return EXIT_UNREACHABLE
+    _write_rows(args.output, items, errors)
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _check_classify_flags(args) -> None:
+    if args.recheck and args.backend != "llm":
+        raise UsageError("--recheck asks the LLM judge: use octet classify --backend llm "
+                         "--recheck")
+    if args.recheck and args.input:
+        raise UsageError("--recheck works on the stored papers: leave out --input (or drop "
+                         "--recheck to classify the file)")
+    if not args.recheck and not args.input:
+        raise UsageError("pass --input FILE.jsonl, or --backend llm --recheck for the stored "
+                         "papers")
+    if not 0 <= args.margin <= 1:
+        raise UsageError("--margin must be between 0 and 1 (a probability distance)")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1 (leave it out to re-check every "
+                         "uncertain paper)")
+
+
+def _add_judgements(judge, rows: list[dict], items: list[dict]) -> list[dict] | None:
+    """Each row's ``judge`` entry, and its ``labels`` the judge's where it answered;
+    ``None`` (after one line on stderr) when the judge's server cannot be reached."""
+    papers = [Paper(arxiv_id=r["id"], version=0, title=r["title"], abstract=r["abstract"])
+              for r in rows]
+    try:
+        verdicts = judge_all(judge, papers)
+    except JudgeUnreachable as error:
+        print(f"octet: {error}; nothing was written", file=sys.stderr)
+        return None
+    finally:
+        judge.close()
+    for item, verdict in zip(items, verdicts):
+        if isinstance(verdict, Judgement):
+            item["labels"] = list(verdict.labels) or [NONE]
+            item["judge"] = {"labels": item["labels"], "judge_version": verdict.judge_version}
+        else:
+            item["judge"] = {"error": verdict.error}
+    return items
+
+
+def _write_rows(output: str, items: list[dict], errors: list[str]) -> None:
+    lines = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+    if output == "-":
         sys.stdout.write(lines)
     else:
-        Path(args.output).write_text(lines, encoding="utf-8")
-        print(f"classified {len(results)} papers → {args.output}"
+        Path(output).write_text(lines, encoding="utf-8")
+        print(f"classified {len(items)} papers → {output}"
               + (f" ({len(errors)} bad rows skipped)" if errors else ""))
-    return EXIT_USAGE if errors else EXIT_OK
+
+
+def recheck_command(args, settings) -> int:
+    """``octet classify --backend llm --recheck``: judge and store the uncertain papers."""
+    judge = make_judge(settings)  # a configuration error stops here, before any work
+    try:
+        result = recheck_uncertain(settings, args.margin, args.limit, judge)
+    except JudgeUnreachable as error:
+        done = error.result or {"checked": 0}
+        print(f"octet: {error}; {done['checked']} papers were re-checked and stored before "
+              "it stopped, the rest are asked next time", file=sys.stderr)
+        if args.json:
+            print(json.dumps({**done, "error": str(error)}, indent=2))
+        return EXIT_UNREACHABLE
+    print(json.dumps(result, indent=2) if args.json else format_recheck(result))
+    return EXIT_OK
+
+
+def format_recheck(result: dict) -> str:
+    """The re-check's one-line summary, then one line per failed paper."""
+    lines = [f"re-checked {result['checked']} uncertain papers with {result['judge_version']}: "
+             f"{result['changed']} changed, {result['failed']} failed"
+             + (" (asked again next time)" if result["failed"] else "")]
+    lines += [f"  failed {item['arxiv_id']}: {item['error']}" for item in result["errors"]]
+    return "\n".join(lines)
 
 
 # ---- eval ----------------------------------------------------------------------------------
 
 
 def eval_command(args, settings) -> int:
+    if args.backend == "llm":
+        return judge_eval_command(args, settings)
     if args.folds is not None and args.folds < 2:
         raise UsageError("--folds must be at least 2; or leave it out to score the model in use")
     if not args.labeled:
@@ -140,6 +240,61 @@ def eval_command(args, settings) -> int:
     metrics = _file_metrics(settings, labeled, args.folds, args.seed)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     return EXIT_USAGE if errors else EXIT_OK
+
+
+def judge_eval_command(args, settings) -> int:
+    """``octet eval --backend llm``: the LLM judge on the held-out split (and its random and
+    targeted parts), or on ``--labeled FILE``."""
+    if args.folds is not None:
+        raise UsageError("--folds cross-validates the head; the llm judge is not trained: "
+                         "leave out --folds")
+    judge = make_judge(settings)
+    errors: list[str] = []
+    try:
+        metrics = (_judged_file(judge, args.labeled, errors) if args.labeled
+                   else _judged_heldout(judge))
+    except JudgeUnreachable as error:
+        print(f"octet: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    finally:
+        judge.close()
+    for error in errors:
+        print(f"octet: {error}", file=sys.stderr)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _judged_heldout(judge) -> dict:
+    from pipeline.stages import families as classify
+
+    heldout = classify.heldout_labeled()
+    verdicts = dict(zip(heldout.ids, _verdicts(judge, heldout.ids, heldout.titles,
+                                               heldout.abstracts)))
+    metrics = judged_metrics(heldout.labels, [verdicts[i] for i in heldout.ids])
+    metrics["method"] = f"llm judge ({judge.judge_version}) on the held-out split"
+    for part in ("random", "targeted"):
+        labeled = classify.heldout_labeled(part)
+        metrics[part] = judged_metrics(labeled.labels, [verdicts[i] for i in labeled.ids])
+    metrics["judge_version"] = judge.judge_version
+    return metrics
+
+
+def _judged_file(judge, path: str, errors: list[str]) -> dict:
+    rows, bad = read_rows(path, need_labels=True)
+    errors.extend(bad)
+    if not rows:
+        raise UsageError(f"{path} has no valid labeled paper; see the lines above")
+    verdicts = _verdicts(judge, [r["id"] for r in rows], [r["title"] for r in rows],
+                         [r["abstract"] for r in rows])
+    metrics = judged_metrics([r["labels"] for r in rows], verdicts)
+    metrics["method"] = f"llm judge ({judge.judge_version})"
+    metrics["judge_version"] = judge.judge_version
+    return metrics
+
+
+def _verdicts(judge, ids: list[str], titles: list[str], abstracts: list[str]) -> list:
+    return judge_all(judge, [Paper(arxiv_id=i, version=0, title=t, abstract=a or "")
+                             for i, t, a in zip(ids, titles, abstracts)])
 
 
 def _shipped_metrics(settings, folds: int, seed: int, held_out: bool) -> dict:
@@ -213,6 +368,9 @@ def format_metrics(metrics: dict) -> str:
         if part in metrics:
             lines.append(_summary_line(f"{part} part ({metrics[part]['papers']} papers): ",
                                        metrics[part]))
+    if metrics.get("failed"):
+        lines.append(f"the judge gave no usable answer for {metrics['failed']} papers "
+                     "(counted as none)")
     if "cross_validation" in metrics:
         cross = metrics["cross_validation"]
         lines.append(_summary_line(f"{cross['method']} ({cross['papers']} papers): ", cross))

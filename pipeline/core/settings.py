@@ -32,6 +32,10 @@ SUMMARIZERS = ("auto", "extractive", "hf", "openai")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """The devices the ``device`` setting may name; ``cuda:N`` picks one GPU."""
 
+FAMILIES_JUDGE_MODES = ("off", "recheck")
+"""What ``octet run`` does with the LLM family judge: nothing, or re-check the papers the
+head is unsure of (needs a generative ``summarizer`` and ``model``)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -109,6 +113,10 @@ class Settings:
 
     openai_concurrency: int = 4
     """Requests in flight at once to the OpenAI-compatible server."""
+
+    families_judge: str = "off"
+    """``off``, or ``recheck``: after classifying, ``octet run`` asks the LLM judge about the
+    papers whose head scores are uncertain (``octet classify --backend llm --recheck``)."""
 
     @property
     def db_path(self) -> Path:
@@ -281,6 +289,12 @@ def _check_summarizer(text: str) -> str:
     return text.lower()
 
 
+def _check_families_judge(text: str) -> str:
+    if text.lower() not in FAMILIES_JUDGE_MODES:
+        raise ValueError(f"must be one of {', '.join(FAMILIES_JUDGE_MODES)}")
+    return text.lower()
+
+
 def _check_device(text: str) -> str:
     if not _DEVICE.fullmatch(text.lower()):
         raise ValueError(f"must be one of {', '.join(DEVICES)} or cuda:N")
@@ -304,7 +318,8 @@ def _check_variable(text: str) -> str:
 
 
 _STRING_CHECKS = {"summarizer": _check_summarizer, "device": _check_device,
-                  "timezone": _check_timezone, "openai_api_key_env": _check_variable}
+                  "timezone": _check_timezone, "openai_api_key_env": _check_variable,
+                  "families_judge": _check_families_judge}
 _PARSERS = {"tuple": _tuple, "path": _path, "bool": _bool, "float": _float, "int": _int,
             "str": _str}
 

@@ -18,7 +18,7 @@ from pipeline.core.paper import Paper
 from pipeline.stages.summaries.replies import summaries_from_replies
 from pipeline.stages.summaries.summary import (BackendUnavailable, Summary, SummaryFailure,
                                                with_provenance)
-from prompts import SUMMARY_PROMPT, summary_messages, summary_text
+from prompts import SUMMARY_PROMPT, plain_prompt, summary_messages
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,15 @@ class HFSummarizer:
 
     # ---- prompts and generation --------------------------------------------
     def prompt_for(self, paper: Paper) -> str:
-        """The chat-templated prompt, or the plain one for models without a template."""
+        """The chat-templated summary prompt, or the plain one for models without a template."""
+        return self.prompt_from(summary_messages(paper.title, paper.abstract))
+
+    def prompt_from(self, messages: list[dict[str, str]]) -> str:
+        """Chat ``messages`` as this model's prompt: through its chat template, or as one
+        plain text for models without a template."""
         tokenizer = self.tokenizer
         if not getattr(tokenizer, "chat_template", None):
-            return summary_text(paper.title, paper.abstract)
-        messages = summary_messages(paper.title, paper.abstract)
+            return plain_prompt(messages)
         try:
             return tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                  tokenize=False)

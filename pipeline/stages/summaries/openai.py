@@ -80,8 +80,8 @@ class OpenAISummarizer:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def _payload(self, paper: Paper) -> dict:
-        return {"model": self.model, "messages": summary_messages(paper.title, paper.abstract),
+    def _payload(self, messages: list[dict[str, str]]) -> dict:
+        return {"model": self.model, "messages": messages,
                 "max_tokens": self.max_new_tokens, "temperature": 0, "stream": False}
 
     def _pause(self, attempt: int, response: requests.Response | None, problem: str) -> None:
@@ -102,8 +102,14 @@ class OpenAISummarizer:
         time.sleep(delay)
 
     def complete(self, paper: Paper) -> str:
-        """The model's reply for one paper; raises ``RequestFailed`` or, when the server
-        cannot be reached at all, ``BackendUnavailable``."""
+        """The model's summary reply for one paper; raises ``RequestFailed`` or, when the
+        server cannot be reached at all, ``BackendUnavailable``."""
+        return self.chat(summary_messages(paper.title, paper.abstract))
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        """The model's reply to chat ``messages`` (greedy, capped at ``max_new_tokens``),
+        with the retries, deadline and size cap of every request; raises ``RequestFailed``
+        or, when the server cannot be reached at all, ``BackendUnavailable``."""
         session = self._session or _session(1)
         unreachable, problem = False, "no answer"
         for attempt in range(self.retries + 1):
@@ -112,7 +118,7 @@ class OpenAISummarizer:
                 break
             response = None
             try:
-                response, body = self._post(session, paper)
+                response, body = self._post(session, messages)
             except requests.ConnectionError as error:
                 unreachable, problem = True, type(error).__name__
             except requests.Timeout as error:
@@ -135,12 +141,13 @@ class OpenAISummarizer:
                                      f"(OCTET_OPENAI_BASE_URL)")
         raise RequestFailed(f"{self.url} failed {self.retries + 1} times (last: {problem})")
 
-    def _post(self, session: requests.Session, paper: Paper) -> tuple[requests.Response, bytes]:
+    def _post(self, session: requests.Session,
+              messages: list[dict[str, str]]) -> tuple[requests.Response, bytes]:
         """One request under the deadline and the size cap; a reply over the cap fails the
         paper at once (asked again, it would be as long)."""
         try:
             return http_request(session, "POST", self.url, seconds=self.timeout,
-                                max_bytes=MAX_REPLY_BYTES, json=self._payload(paper),
+                                max_bytes=MAX_REPLY_BYTES, json=self._payload(messages),
                                 headers=self._headers())
         except BodyTooLarge:
             log.warning("reply from %s refused: over %s", self.url, mebibytes(MAX_REPLY_BYTES))
@@ -148,19 +155,30 @@ class OpenAISummarizer:
                                 f"{mebibytes(MAX_REPLY_BYTES)}; nothing of it was kept (check "
                                 "the server, or lower max_new_tokens)") from None
 
-    def _reply(self, paper: Paper) -> str | SummaryFailure:
+    def _attempt(self, messages: list[dict[str, str]]) -> str | RequestFailed:
         try:
-            return self.complete(paper)
+            return self.chat(messages)
         except RequestFailed as error:
-            return SummaryFailure(paper.arxiv_id, str(error))
+            return error
+
+    def chat_many(self,
+                  conversations: Sequence[list[dict[str, str]]]) -> list[str | RequestFailed]:
+        """The replies to many chats, in order, ``concurrency`` in flight at once; a chat
+        whose request failed for good is its ``RequestFailed``. Raises ``BackendUnavailable``
+        when the server cannot be reached."""
+        conversations = list(conversations)
+        self._session = self._session or _session(self.concurrency)
+        # The first chat alone: a server that is down costs one request's retries, not all.
+        replies = [self._attempt(messages) for messages in conversations[:1]]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            replies += list(pool.map(self._attempt, conversations[1:]))
+        return replies
 
     def summarize(self, papers: Sequence[Paper]) -> list[Summary | SummaryFailure]:
         papers = list(papers)
-        self._session = self._session or _session(self.concurrency)
-        # The first paper alone: a server that is down costs one paper's retries, not all.
-        replies = [self._reply(paper) for paper in papers[:1]]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            replies += list(pool.map(self._reply, papers[1:]))
+        conversations = [summary_messages(paper.title, paper.abstract) for paper in papers]
+        replies = [reply if isinstance(reply, str) else SummaryFailure(paper.arxiv_id, str(reply))
+                   for paper, reply in zip(papers, self.chat_many(conversations))]
         answered = [index for index, reply in enumerate(replies) if isinstance(reply, str)]
         # A reply with no usable field, or about another paper, is a failure: retried next run.
         checked = summaries_from_replies([replies[i] for i in answered],
