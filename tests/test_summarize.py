@@ -12,8 +12,12 @@ from pipeline.cli import main
 from pipeline.core.errors import ConfigError
 from pipeline.core.paper import Paper
 from pipeline.stages.summaries import resolve_backend, run_stage, summarize_pending
+from pipeline.stages.summaries.extractive import ALGORITHM_VERSION, ExtractiveSummarizer
 from pipeline.stages.summaries.summary import FIELDS, Summary, parse_summary
 from storage.summaries import pending_ids, summary_counts, summary_for
+
+MODEL = ExtractiveSummarizer().model
+"""The role model's version: stored as the extractive summaries' model."""
 
 FALLBACK = Summary(tldr="Copied tldr.", problem="Copied problem.", method="Copied method.",
                    results="Copied results.", why_it_matters="")
@@ -101,10 +105,10 @@ def test_run_stage_summarizes_every_paper_with_provenance(settings, stored):
         record = shown[paper.arxiv_id]
         assert record["tldr"] and record["extractive"] is True and record["stale"] is False
         assert (record["backend"], record["model"], record["prompt_version"], record["version"]) \
-            == ("extractive", "lexical", "extractive.v2", 1)
+            == ("extractive", MODEL, ALGORITHM_VERSION, 1)
         assert record["created_at"].endswith("+00:00")
         abstract = " ".join(paper.abstract.split())
-        assert all(record[name] in abstract for name in FIELDS if record[name])
+        assert all(record[name][1:] in abstract for name in FIELDS if record[name])
 
 
 def test_only_stale_and_missing_papers_are_summarized_again(settings, stored):
@@ -125,12 +129,12 @@ def test_only_stale_and_missing_papers_are_summarized_again(settings, stored):
 
 def test_a_new_model_or_prompt_makes_every_summary_pending(settings, stored):
     summarize_pending(settings)
-    assert pending_ids(settings.db_path, "extractive", "lexical", "extractive.v2") == []
+    assert pending_ids(settings.db_path, "extractive", MODEL, ALGORITHM_VERSION) == []
     assert len(pending_ids(settings.db_path, "extractive", "all-MiniLM-L6-v2",
                            "extractive.v1")) == 3
     assert len(pending_ids(settings.db_path, "hf", "some/model", "summarize.v1")) == 3
     assert summary_counts(settings.db_path) == [
-        {"backend": "extractive", "model": "lexical", "prompt_version": "extractive.v2",
+        {"backend": "extractive", "model": MODEL, "prompt_version": ALGORITHM_VERSION,
          "current": 3, "stale": 0}]
 
 

@@ -1,29 +1,35 @@
 """The embedded default: summaries made only of sentences copied from the abstract.
 
-Every field is one sentence of the abstract (whitespace collapsed, otherwise verbatim),
-chosen by lexical centrality (the content words a sentence shares with the rest of the
-abstract and with the title) plus cue words for the field, so nothing is ever invented.
-``extractive=True`` marks it wherever it is shown.
+Every field is one sentence of the abstract (whitespace collapsed, a leading connective
+such as "However," dropped, otherwise verbatim), so nothing is ever invented;
+``extractive=True`` marks it wherever it is shown. v3 chooses each field by the
+probability that a sentence has the field's role (``roles.role_probabilities``: a small
+logistic regression over position, cue words, tense, person, numbers and hashed n-grams,
+trained on abstracts labeled sentence by sentence): the TL;DR is the likeliest
+problem-or-method sentence, then problem, method, results, and "why it matters" only when
+a sentence is likely an implication. A chosen sentence must stand alone: its leading
+connective is dropped, and one that leans on the sentence before ("It also ...") gives
+way to the next best.
 
-v1 scored centrality with MiniLM sentence embeddings: eight encoder inputs per paper made
-it 11 papers/s on two cores, three minutes for a 2,000-paper day. Word overlap runs at
-over 1,000 papers/s (``make bench``) and picks from the same cue-gated candidates.
+v1 scored centrality with MiniLM sentence embeddings (11 papers/s on two cores); v2 by
+word overlap and cue words (``make bench`` measures v2 and v3 side by side).
 """
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from pipeline.core.paper import Paper
+from pipeline.stages.summaries.roles import ROLES, role_probabilities, shipped_model
 from pipeline.stages.summaries.summary import Summary, SummaryFailure, with_provenance
 
 log = logging.getLogger(__name__)
 
-ALGORITHM_VERSION = "extractive.v2"
+ALGORITHM_VERSION = "extractive.v3"
 """Stored as the prompt version: a change to the selection rules makes summaries stale."""
 
 MAX_SENTENCE_CHARACTERS = 600
@@ -37,25 +43,6 @@ _ABBREVIATIONS = {"e.g", "i.e", "et al", "al", "etc", "vs", "cf", "fig", "figs",
 # something that can start a sentence.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[$\\])")
 _LAST_TOKEN = re.compile(r"(\S+)\.$")
-
-# Cue words per field: weak evidence that a sentence states the problem, method, ...
-_CUES = {
-    "problem": r"\b(challeng\w*|problem\w*|limit\w*|lack\w*|remain\w*|struggl\w*|difficult\w*|"
-               r"however|fail\w*|bottleneck\w*|issue\w*|costly|expensive|unclear|gap)\b",
-    "method": r"\b(we (first )?(propos|introduc|present|develop|design|buil|construct|devis|"
-              r"train|stud|formulat|investigat|leverag|employ)\w*|our (method|approach|framework|model|system)|"
-              r"this (paper|work) (proposes|introduces|presents)|called|named|dubbed)\b",
-    "results": r"(\b(outperform\w*|achiev\w*|improv\w*|surpass\w*|state-of-the-art|sota|"
-               r"results? (show|demonstrate)|experiments?|accuracy|speedup|reduc\w*|"
-               r"gain\w*|benchmark\w*)\b|\d+(\.\d+)?\s?(%|x|×))",
-    "why_it_matters": r"\b(enabl\w*|implication\w*|insight\w*|pav\w* the way|practical|"
-                      r"deploy\w*|open[- ]source|release|publicly available|code is|"
-                      r"broad\w*|future|impact\w*|promising|valuable)\b",
-}
-_CUE_PATTERNS = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in _CUES.items()}
-# Where in the abstract a field's sentence tends to sit (0 = first sentence, 1 = last).
-_POSITION = {"problem": 0.0, "method": 0.35, "results": 0.8, "why_it_matters": 1.0}
-
 
 def split_sentences(text: str) -> list[str]:
     """The sentences of an abstract, whitespace collapsed; abbreviations, decimals, URLs
@@ -140,53 +127,152 @@ def lexical_scores(sentences: list[str], title: str) -> tuple[np.ndarray, np.nda
     return np.array(centrality), np.array(title_similarity)
 
 
-def _cue_matrix(sentences: list[str]) -> dict[str, np.ndarray]:
-    return {name: np.array([bool(pattern.search(s)) for s in sentences], dtype=float)
-            for name, pattern in _CUE_PATTERNS.items()}
+# ---- v3: fields by sentence role ------------------------------------------------------
+
+FIELD_ROLES = {"tldr": ("problem", "method"), "problem": ("problem",), "method": ("method",),
+               "results": ("result",), "why_it_matters": ("implication",)}
+"""The roles a field's sentence should have: the TL;DR says the task or the idea."""
+
+MIN_PROBABILITY = {"problem": 0.5, "method": 0.5, "results": 0.5, "why_it_matters": 0.4}
+"""Below this role probability a field stays empty (the TL;DR is always filled). Problem,
+results and why it matters: chosen by cross-validation on the train split, where a field is
+right when it lands on its role, or stays empty in an abstract with no sentence of that
+role (``python -m bench.train_roles --search``). Method: a second method sentence must be
+more likely a method than not, else the method field repeats the TL;DR."""
+
+TLDR_LATENESS = 0.5
+"""How much a method sentence's chance of being the TL;DR drops from the first sentence
+to the last (chosen by cross-validation on the labeled ``main`` sentence of the train split)."""
+
+STANDALONE_SHARE = 0.3
+"""A sentence that leans on the one before ("It also ...", "This design ...") gives way to
+the next best sentence that stands alone, if that one has at least this share of its
+probability."""
+
+# Leading connectives: dropped (the rest of the sentence stands alone once they are gone).
+_LEAD = (r"however|thus|hence|therefore|moreover|furthermore|further|additionally|"
+         r"in addition|also|besides|specifically|more specifically|in particular|notably|"
+         r"importantly|more importantly|most importantly|crucially|critically|remarkably|"
+         r"interestingly|surprisingly|finally|lastly|first(ly)?|second(ly)?|third(ly)?|then|"
+         r"next|subsequently|meanwhile|in contrast|by contrast|conversely|on the other hand|"
+         r"on one hand|on the one hand|instead|nevertheless|nonetheless|as a result|"
+         r"consequently|accordingly|overall|together|taken together|collectively|in summary|"
+         r"in conclusion|to summari[sz]e|for instance|for example|to this end|to that end|"
+         r"to this aim|to do so|here|empirically|for this reason|yet|but|still|in turn|"
+         r"similarly|likewise|ultimately|concretely|in practice|as such|in this regard|"
+         r"with this in mind|beyond this|on top of this|in response|against this backdrop|"
+         r"to achieve this")
+_CLAUSE = (r"(to (address|tackle|overcome|bridge|fill|solve|mitigate|alleviate|remedy|resolve|"
+           r"handle|close|achieve|counter|combat|meet|support|facilitate|fix|circumvent|avoid|"
+           r"enable|answer|study|investigate|explore) (this|these|that|those|such|the above|both|"
+           r"them|it)\b[^,]{0,80}|(building|based|inspired|motivated|guided|drawing|grounded)"
+           r" (on|by|upon|from) (this|these|that|those|such|the above)\b[^,]{0,80}|"
+           r"in (light|view) of (this|these|that)\b[^,]{0,60}|given (this|these|that)\b[^,]{0,60})")
+_HEADER = (r"(background|objectives?|purpose|aims?|motivation|context|introduction|methods?|"
+           r"methodology|approach|materials and methods|design|results?|findings|"
+           r"conclusions?|significance|summary|implications?)\s*:")
+# Without a comma only these, and not "Thus far" or "Yet another".
+_BARE = r"(however|thus|hence|therefore|yet|but|consequently|here)(?= [a-z])(?! (far|another|again)\b)"
+_CONNECTIVE = re.compile(rf"^(({_LEAD}|{_CLAUSE}),|{_BARE}|{_HEADER})\s*", re.IGNORECASE)
+# A start that points back at the sentence before; "this paper" or "these results" point
+# at the paper itself and are fine.
+_ANAPHORA = re.compile(r"^(it|its|they|their|them|such|both|he|she|the latter|the former|"
+                       r"(this|that|these|those)(?! (paper|work|study|research|article|survey|"
+                       r"thesis|report|letter|chapter|position|findings?|results?|"
+                       r"experiments?|analys[ie]s|observations?|insights?|contributions?)\b))\b",
+                       re.IGNORECASE)
 
 
-def _mask(count: int, chosen: set[int]) -> np.ndarray:
-    mask = np.zeros(count)
-    mask[list(chosen)] = 1.0
-    return mask
+def standalone(sentence: str) -> tuple[str, bool]:
+    """``(text, leans)``: the sentence without a leading connective ("However,",
+    "To this end,", "Results:"), its first letter capitalized if that was a plain word, and
+    whether what is left still leans on the sentence before ("It ...", "This design ...")."""
+    text = sentence
+    for _ in range(2):  # "Finally, however, ..." drops both
+        match = _CONNECTIVE.match(text)
+        if not match or not any(character.isalnum() for character in text[match.end():]):
+            break  # nothing left worth showing: keep the sentence whole
+        text = text[match.end():]
+    if text is not sentence:
+        word = text.split(" ", 1)[0]
+        if word.replace("-", "").isalpha() and word.islower():
+            text = text[0].upper() + text[1:]
+    return text, bool(_ANAPHORA.match(text))
 
 
-def pick_fields(sentences: list[str], centrality: np.ndarray,
-                title_similarity: np.ndarray | None = None) -> dict[str, str]:
-    """One sentence per field. The TL;DR is the sentence closest to the abstract's centre
-    and the title, nudged towards one that says what the paper does; the other fields
-    need a cue word (or, for the problem, an unused sentence early on), prefer distinct
-    sentences and their usual place in an abstract. A field with no candidate stays empty."""
-    if not sentences:
+def _tldr_scores(probabilities: np.ndarray) -> np.ndarray:
+    """How likely a method sentence, less ``TLDR_LATENESS`` at the end of the abstract:
+    the sentence that says what a paper does comes before the ones detailing how."""
+    count = len(probabilities)
+    lateness = np.arange(count) / max(count - 1, 1)
+    return probabilities[:, ROLES.index("method")] - TLDR_LATENESS * lateness
+
+
+def _field_scores(probabilities: np.ndarray) -> dict[str, np.ndarray]:
+    scores = {"tldr": _tldr_scores(probabilities)}
+    for name, roles in FIELD_ROLES.items():
+        if name != "tldr":
+            scores[name] = probabilities[:, ROLES.index(roles[0])]
+    return scores
+
+
+def _best(score: np.ndarray, leans: list[bool], free: np.ndarray, floor: float) -> int | None:
+    """The highest-scoring free sentence at or above ``floor``, giving way to a stand-alone
+    one with at least ``STANDALONE_SHARE`` of its score."""
+    order = [int(i) for i in np.argsort(-score, kind="stable") if free[i] and score[i] >= floor]
+    if not order:
+        return None
+    top = order[0]
+    if leans[top]:
+        for index in order[1:]:
+            if score[index] < STANDALONE_SHARE * score[top]:
+                break
+            if not leans[index]:
+                return index
+    return top
+
+
+def pick_indices(probabilities: np.ndarray, leans: list[bool]) -> dict[str, int]:
+    """The sentence index of each field from the role probabilities (``roles.ROLES``
+    columns): the TL;DR first (the likeliest method sentence, early ones preferred), then the other
+    fields from the most to the least confident, each on a sentence not used yet. The
+    method field repeats the TL;DR only when no other sentence is likely a method."""
+    count = len(probabilities)
+    if not count:
         return {}
-    count = len(sentences)
-    title_similarity = np.zeros(count) if title_similarity is None else title_similarity
-    positions = np.arange(count) / max(count - 1, 1)
-    cues = _cue_matrix(sentences)
-    chosen = {"tldr": int(np.argmax(centrality + title_similarity + 0.3 * cues["method"]))}
-    used = {chosen["tldr"]}
-    # Sentences that report numbers are results, not the problem ("remaining" is no gap).
-    penalty = {"problem": cues["results"] + cues["method"], "method": 0.5 * cues["results"]}
-    for name in ("method", "problem", "results", "why_it_matters"):
-        score = (cues[name] + 0.3 * centrality - 0.5 * np.abs(positions - _POSITION[name])
-                 - 0.5 * penalty.get(name, 0) - 1.2 * _mask(count, used))
-        best = int(np.argmax(score))
-        spare = (name == "problem" and best not in used and positions[best] < 0.5
-                 and not penalty["problem"][best])
-        if cues[name][best] or spare:
-            chosen[name] = best
-            used.add(best)
-    if "method" not in chosen and cues["method"][chosen["tldr"]]:
-        chosen["method"] = chosen["tldr"]  # the TL;DR is the method sentence: say it again
-    return {name: sentences[index] for name, index in chosen.items()}
+    scores, free = _field_scores(probabilities), np.ones(count, dtype=bool)
+    chosen = {"tldr": _best(scores["tldr"], leans, free, -1.0)}
+    free[chosen["tldr"]] = False
+    pending = [name for name in FIELD_ROLES if name != "tldr"]
+    while pending:
+        found = {name: _best(scores[name], leans, free, MIN_PROBABILITY[name]) for name in pending}
+        ready = [name for name in pending if found[name] is not None]
+        if not ready:
+            break
+        name = max(ready, key=lambda candidate: scores[candidate][found[candidate]])
+        chosen[name] = found[name]
+        free[found[name]] = False
+        pending.remove(name)
+    method = ROLES.index("method")
+    if "method" not in chosen and probabilities[chosen["tldr"], method] >= MIN_PROBABILITY["method"]:
+        chosen["method"] = chosen["tldr"]  # the TL;DR is the only method sentence: say it again
+    return chosen
+
+
+def pick_fields(sentences: list[str], probabilities: np.ndarray) -> dict[str, str]:
+    """One stand-alone sentence per field (see ``pick_indices``); a field with no likely
+    sentence stays empty."""
+    texts, leans = zip(*map(standalone, sentences)) if sentences else ((), ())
+    return {name: texts[index] for name, index in pick_indices(probabilities, list(leans)).items()}
 
 
 @dataclass
 class ExtractiveSummarizer:
-    """Summaries from abstract sentences; no model, no device."""
+    """Summaries from abstract sentences; no generative model, no encoder, no device."""
 
     backend: str = "extractive"
-    model: str = "lexical"
+    model: str = field(default_factory=lambda: shipped_model().version)
+    """The role model's version: a retrained model makes stored summaries stale too."""
     prompt_version: str = ALGORITHM_VERSION
     chunk_size: int = 500
     """Papers per stored chunk: under a second of work. Chunks sized for a generative
@@ -202,7 +288,7 @@ class ExtractiveSummarizer:
         for paper in papers:
             title = " ".join(paper.title.split())
             sentences = split_sentences(paper.abstract)
-            fields = pick_fields(sentences, *lexical_scores(sentences, title)) if sentences else {}
+            fields = pick_fields(sentences, role_probabilities(sentences, title)) if sentences else {}
             results.append(fields or {"tldr": title})
         return results
 
