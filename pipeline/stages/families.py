@@ -140,6 +140,11 @@ class Head:
     info: dict = field(default_factory=dict)
     """Training facts (counts, settings, encoder, cue names), saved as JSON in the file."""
 
+    title: "Head | None" = None
+    """The head for papers without an abstract, trained on the same papers' titles alone
+    (a head trained on abstracts gave a title-only paper almost no family); None in a
+    head saved before it existed."""
+
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape ``(papers, 8)``."""
         if features.shape[1] != self.weights.shape[1]:
@@ -151,13 +156,18 @@ class Head:
         """Boolean label matrix: a family applies when its probability reaches its threshold."""
         return probabilities >= self.thresholds
 
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The head's arrays by name (the title head's under ``title_``)."""
+        arrays = {f"{prefix}{name}": getattr(self, name)
+                  for name in ("weights", "bias", "thresholds", "scale")}
+        return {**arrays, **(self.title.arrays("title_") if self.title is not None else {})}
+
     def save(self, path: Path) -> Path:
         """Write the head as one ``.npz`` (numpy arrays and a JSON string; no pickle)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp.npz")
-        np.savez(temporary, weights=self.weights, bias=self.bias, thresholds=self.thresholds,
-                 scale=self.scale, version=np.array(self.version),
+        np.savez(temporary, **self.arrays(), version=np.array(self.version),
                  info=np.array(json.dumps(self.info)))
         temporary.replace(path)  # atomic: a reader never sees half a head
         return path
@@ -167,8 +177,11 @@ def load_head(path: Path) -> Head:
     """Read a head written by ``Head.save``."""
     with np.load(path, allow_pickle=False) as data:
         info = json.loads(str(data["info"]))
+        title = Head(str(data["version"]), data["title_weights"], data["title_bias"],
+                     data["title_thresholds"], data["title_scale"]) \
+            if "title_weights" in data else None
         head = Head(str(data["version"]), data["weights"], data["bias"], data["thresholds"],
-                    data["scale"], info)
+                    data["scale"], info, title)
     if tuple(info.get("cues", CUE_NAMES)) != CUE_NAMES or info.get("encoder") != ENCODER_NAME:
         raise ValueError(f"{path} was trained with other features; retrain it with `octet train`")
     return head
@@ -183,11 +196,12 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The knobs of training (chosen by cross-validation on the dev set; see the README, "The eight families")."""
+    """The knobs of training, chosen by 5-fold cross-validation on the hand-labeled training
+    papers (dev and the read train split; README, "The eight families"), never on held-out."""
 
     l2: float = 1.0
     """L2 penalty on every weight (not the intercepts)."""
-    embedding_scale: float = 4.0
+    embedding_scale: float = 2.0
     """Multiplier of the embedding columns (unit vectors have tiny components)."""
     cue_scale: float = 1.0
     """Multiplier of the cue columns."""
@@ -271,17 +285,22 @@ def pick_thresholds(probabilities: np.ndarray, targets: np.ndarray, shrink: floa
 
 
 def train_head(features: np.ndarray, targets: np.ndarray, sample_weights: np.ndarray | None = None,
-               options: TrainingOptions = TrainingOptions(), info: dict | None = None) -> Head:
-    """Fit the heads on all rows, thresholds from an inner cross-validation."""
+               options: TrainingOptions = TrainingOptions(), info: dict | None = None,
+               title_features: np.ndarray | None = None) -> Head:
+    """Fit the heads on all rows, thresholds from an inner cross-validation; with
+    ``title_features`` (the same rows from their titles alone) also the title head."""
     sample_weights = np.ones(len(features)) if sample_weights is None else sample_weights
     inner = out_of_fold(features, targets, sample_weights, options, options.threshold_folds)
     thresholds = pick_thresholds(inner, targets, options.threshold_shrink)
     weights, bias, scale = fit_heads(features, targets, sample_weights, options)
+    title = None if title_features is None else train_head(
+        title_features, targets, sample_weights, options)
     info = {**(info or {}), "encoder": ENCODER_NAME, "cues": list(CUE_NAMES),
             "families": list(CODES), "papers": int(len(features)),
             "options": options.__dict__}
-    digest = hashlib.sha256(weights.tobytes() + thresholds.tobytes()).hexdigest()[:10]
-    return Head(f"families-{digest}", weights, bias, thresholds, scale, info)
+    arrays = [weights, thresholds] + ([title.weights, title.thresholds] if title else [])
+    digest = hashlib.sha256(b"".join(array.tobytes() for array in arrays)).hexdigest()[:10]
+    return Head(f"families-{digest}", weights, bias, thresholds, scale, info, title)
 
 
 def cross_validate(features, targets, folds: int = 5, extra_features=None, extra_targets=None,
@@ -309,8 +328,9 @@ def _with_extra(features, targets, extra_features, extra_targets, extra_weight):
     weights = np.ones(len(features))
     if extra_features is None or len(extra_features) == 0:
         return features, targets, weights
+    extra_weights = np.broadcast_to(np.asarray(extra_weight, dtype=float), (len(extra_features),))
     return (np.vstack([features, extra_features]), np.vstack([targets, extra_targets]),
-            np.concatenate([weights, np.full(len(extra_features), extra_weight)]))
+            np.concatenate([weights, extra_weights]))
 
 
 # ---- evaluation ----------------------------------------------------------------------------
@@ -437,8 +457,13 @@ def classify_embedded(head: Head, ids: list[str], titles: list[str], abstracts: 
     """Classify papers whose embeddings are already known."""
     if not ids:
         return []
-    probabilities = head.probabilities(feature_matrix(embeddings, titles, abstracts))
+    features = feature_matrix(embeddings, titles, abstracts)
+    probabilities = head.probabilities(features)
     decisions = head.decide(probabilities)
+    bare = np.flatnonzero([not (abstract or "").strip() for abstract in abstracts])
+    if head.title is not None and len(bare):
+        probabilities[bare] = head.title.probabilities(features[bare])
+        decisions[bare] = head.title.decide(probabilities[bare])
     results = []
     for row, arxiv_id in enumerate(ids):
         scores = {code: round(float(value), 4) for code, value in zip(CODES, probabilities[row])}
@@ -524,10 +549,23 @@ class LabeledSet:
     """Family codes per row; ``[]`` means none."""
     vectors: np.ndarray
     """Embeddings, shape ``(rows, 384)``."""
+    title_vectors: np.ndarray | None = None
+    """Embeddings of the titles alone, shape ``(rows, 384)``; None when not known (they are
+    then computed when the title head is trained)."""
 
     def features(self) -> np.ndarray:
         """The model input for these rows."""
         return feature_matrix(self.vectors, self.titles, self.abstracts)
+
+    def title_features(self) -> np.ndarray:
+        """The title head's input for these rows: their titles alone, no abstract."""
+        return feature_matrix(self.known_title_vectors(), self.titles, [""] * len(self.ids))
+
+    def known_title_vectors(self) -> np.ndarray:
+        """``title_vectors``, embedding the titles when they are not known."""
+        if self.title_vectors is not None:
+            return self.title_vectors
+        return embed_texts([paper_text(title, "") for title in self.titles])
 
     def targets(self) -> np.ndarray:
         """0/1 matrix, one column per family."""
@@ -538,14 +576,20 @@ class LabeledSet:
         keep = [row for row, arxiv_id in enumerate(self.ids) if arxiv_id not in excluded]
         return LabeledSet([self.ids[r] for r in keep], [self.titles[r] for r in keep],
                           [self.abstracts[r] for r in keep], [self.labels[r] for r in keep],
-                          self.vectors[keep] if keep else self.vectors[:0])
+                          self.vectors[keep] if keep else self.vectors[:0],
+                          None if self.title_vectors is None else self.title_vectors[keep])
 
 
-TRAINING_SOURCES = ("dev", "title-rules")
-"""The shipped labels the shipped head is trained on: the 135 dev papers and the title-rule
-rows (weak labels, half weight). The ``read`` train split (``families_read.jsonl``) is
-shipped for the next head; a head trained on it alone did better on the held-out split's
-macro-F1 but worse on none accuracy and on the written traps (``bench/labeling``)."""
+SOURCE_WEIGHTS = {"read": 1.0, "dev": 1.0, "title-rules": 0.25}
+"""The shipped training labels and the weight of each row in training, in order of trust:
+the papers labeled by reading (``families_read.jsonl``, train split), the 135 dev papers,
+and the title-rule rows (weak labels). A paper in several sources keeps the first one's
+labels, so a read label replaces a title rule's where they disagree. The weights were
+chosen by cross-validation on the hand-labeled papers (``bench/bench_classify.py``)."""
+TRAINING_SOURCES = tuple(SOURCE_WEIGHTS)
+"""Every source the shipped head is trained on."""
+HAND_LABELED = ("read", "dev")
+"""The sources labeled by a person: the rows cross-validation scores."""
 
 
 @lru_cache(maxsize=1)
@@ -562,24 +606,53 @@ def _shipped_rows() -> tuple[dict, ...]:
 
 def _labeled(rows: list[dict]) -> LabeledSet:
     with np.load(data_file("families_embeddings.npz"), allow_pickle=False) as data:
-        by_id = dict(zip(data["ids"].tolist(), data["vectors"].astype(np.float32)))
+        ids = data["ids"].tolist()
+        by_id = dict(zip(ids, data["vectors"].astype(np.float32)))
+        titles = dict(zip(ids, data["title_vectors"].astype(np.float32)))
     return LabeledSet([r["arxiv_id"] for r in rows], [r["title"] for r in rows],
                       [r["abstract"] for r in rows],
                       [[x for x in r["labels"] if x != NONE] for r in rows],
-                      np.stack([by_id[r["arxiv_id"]] for r in rows]) if rows
-                      else np.zeros((0, DIMENSIONS), dtype=np.float32))
+                      _stacked(by_id, rows), _stacked(titles, rows))
 
 
-def shipped_labeled(source: str | None = None) -> LabeledSet:
-    """The shipped labeled papers a head may be trained on, with their shipped embeddings:
-    ``source`` ``dev``, ``title-rules`` or ``read`` (its train split); None for every
-    training source (``TRAINING_SOURCES``). No paper of the held-out split is in it, not
-    even one a title rule also labeled."""
-    wanted = (source,) if source else TRAINING_SOURCES
+def _stacked(vectors: dict[str, np.ndarray], rows: list[dict]) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return np.stack([vectors[row["arxiv_id"]] for row in rows])
+
+
+@lru_cache(maxsize=1)
+def _training_sources() -> dict[str, str]:
+    """Each training paper's source: the most trusted one that labeled it (none held out)."""
     rows = _shipped_rows()
     held = {row["arxiv_id"] for row in rows if row["split"] == "heldout"}
-    return _labeled([row for row in rows if row["source"] in wanted
-                     and row["split"] == "train" and row["arxiv_id"] not in held])
+    chosen: dict[str, str] = {}
+    for name in TRAINING_SOURCES:
+        for row in rows:
+            if row["source"] == name and row["split"] == "train" and row["arxiv_id"] not in held:
+                chosen.setdefault(row["arxiv_id"], name)
+    return chosen
+
+
+def shipped_labeled(source: str | tuple[str, ...] | None = None) -> LabeledSet:
+    """The shipped labeled papers a head may be trained on, with their shipped embeddings:
+    ``source`` one of ``read`` (its train split), ``dev``, ``title-rules``, or a tuple of
+    them; None for every training source (``TRAINING_SOURCES``). One row per paper, from the
+    most trusted source that has it (a read label replaces a title rule's). No paper of the
+    held-out split is in it, not even one a title rule also labeled."""
+    wanted = (source,) if isinstance(source, str) else tuple(source or TRAINING_SOURCES)
+    sources = _training_sources()
+    return _labeled([row for row in _shipped_rows() if row["split"] == "train"
+                     and row["source"] in wanted and sources.get(row["arxiv_id"]) == row["source"]])
+
+
+def source_weights(labeled: LabeledSet, reader_ids: set[str] = frozenset()) -> np.ndarray:
+    """Each row's training weight: 1 for the reader's own labels, else its source's weight
+    (``SOURCE_WEIGHTS``); a paper from no shipped source counts as hand-labeled."""
+    sources = _training_sources()
+    return np.asarray([1.0 if arxiv_id in reader_ids
+                       else SOURCE_WEIGHTS.get(sources.get(arxiv_id, "read"), 1.0)
+                       for arxiv_id in labeled.ids])
 
 
 def heldout_labeled(selection: str | None = None) -> LabeledSet:
@@ -592,31 +665,26 @@ def heldout_labeled(selection: str | None = None) -> LabeledSet:
 def merge(base: LabeledSet, override: LabeledSet) -> LabeledSet:
     """``base`` with every row whose id is in ``override`` replaced by the override row."""
     kept = base.without(set(override.ids))
+    titles = None if kept.title_vectors is None else np.vstack(
+        [kept.title_vectors, override.known_title_vectors()])
     return LabeledSet(kept.ids + override.ids, kept.titles + override.titles,
                       kept.abstracts + override.abstracts, kept.labels + override.labels,
-                      np.vstack([kept.vectors, override.vectors]))
+                      np.vstack([kept.vectors, override.vectors]), titles)
 
 
 def train(labeled: LabeledSet, weights: np.ndarray | None = None,
           options: TrainingOptions = TrainingOptions(), info: dict | None = None) -> Head:
     """A head trained on these papers."""
-    return train_head(labeled.features(), labeled.targets(), weights, options, info)
-
-
-def shipped_weights(labeled: LabeledSet, dev_ids: set[str], reader_ids: set[str],
-                    extra_weight: float = 0.5) -> np.ndarray:
-    """Hand-labeled rows (dev set, the reader's) weigh 1; rule-labeled rows ``extra_weight``."""
-    return np.asarray([1.0 if arxiv_id in dev_ids or arxiv_id in reader_ids else extra_weight
-                       for arxiv_id in labeled.ids])
+    return train_head(labeled.features(), labeled.targets(), weights, options, info,
+                      labeled.title_features())
 
 
 def training_set(reader: LabeledSet | None = None) -> tuple[LabeledSet, np.ndarray]:
     """Shipped labels plus the reader's (the reader's win), with each row's weight."""
     shipped = shipped_labeled()
-    dev_ids = set(shipped_labeled("dev").ids)
     reader_ids = set(reader.ids) if reader else set()
     labeled = merge(shipped, reader) if reader and reader.ids else shipped
-    return labeled, shipped_weights(labeled, dev_ids, reader_ids)
+    return labeled, source_weights(labeled, reader_ids)
 
 
 def train_and_save(path: Path, reader: LabeledSet | None = None,
@@ -632,11 +700,18 @@ def train_and_save(path: Path, reader: LabeledSet | None = None,
 
 
 def cross_validate_labeled(labeled: LabeledSet, folds: int = 5, seed: int = 0,
-                           options: TrainingOptions = TrainingOptions(),
-                           extra_weight: float = 0.5) -> dict:
+                           options: TrainingOptions = TrainingOptions()) -> dict:
     """K-fold cross-validation on ``labeled``: each fold is scored by a head trained on the
-    other folds plus every shipped labeled paper that is not in ``labeled``."""
+    other folds plus every shipped training paper that is not in ``labeled`` (each at its
+    source's weight)."""
     extra = shipped_labeled().without(set(labeled.ids))
     _, decisions = cross_validate(labeled.features(), labeled.targets(), folds,
-                                  extra.features(), extra.targets(), extra_weight, options, seed)
+                                  extra.features(), extra.targets(), source_weights(extra),
+                                  options, seed)
     return evaluate(labeled.targets(), decisions)
+
+
+def cross_validate_shipped(folds: int = 5, seed: int = 0) -> dict:
+    """Cross-validation of the shipped training: the hand-labeled papers in folds, the
+    title-rule rows always in training at their weight."""
+    return cross_validate_labeled(shipped_labeled(HAND_LABELED), folds, seed)
