@@ -76,7 +76,8 @@ def format_report(report: dict) -> str:
         lines.append(f"  unreachable: {report['unreachable']}")
     for name, stage in report.get("stages", {}).items():
         details = ", ".join(f"{k} {v}" for k, v in stage.items()
-                            if k not in ("errors",) and not isinstance(v, (list, dict)))
+                            if k not in ("errors",) and v is not None
+                            and not isinstance(v, (list, dict)))
         lines.append(f"  {name}: {details}")
     for key, reason in list(report.get("skipped_reasons", {}).items())[:10]:
         lines.append(f"  skipped {key}: {reason}")
