@@ -11,13 +11,13 @@ from storage.db import connect, plain_value, register_ids, rows_of, transaction
 
 _TEXT = ("tldr", "problem", "method", "results", "why_it_matters")
 _COLUMNS = ("arxiv_id", "backend", "model", "prompt_version", "version", *_TEXT,
-            "extractive", "fallback_fields", "created_at")
+            "extractive", "fallback_fields", "ungrounded_fields", "created_at")
 _SCHEMA = pa.schema([
     ("arxiv_id", pa.string()), ("backend", pa.string()), ("model", pa.string()),
     ("prompt_version", pa.string()), ("version", pa.int32()),
     *[(name, pa.string()) for name in _TEXT],
     ("extractive", pa.bool_()), ("fallback_fields", pa.list_(pa.string())),
-    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("ungrounded_fields", pa.list_(pa.string())), ("created_at", pa.timestamp("us", tz="UTC")),
 ])
 
 
@@ -47,7 +47,8 @@ def _arrow(summaries: Iterable) -> pa.Table:
     for summary in summaries:
         for name in _COLUMNS:
             columns[name].append(getattr(summary, name))
-    columns["fallback_fields"] = [list(value) for value in columns["fallback_fields"]]
+    for name in ("fallback_fields", "ungrounded_fields"):
+        columns[name] = [list(value) for value in columns[name]]
     columns["created_at"] = [value or datetime.now(timezone.utc)
                              for value in columns["created_at"]]
     return pa.table(columns, schema=_SCHEMA)
@@ -92,7 +93,9 @@ QUALIFY row_number() OVER (PARTITION BY s.arxiv_id
 def summary_for(db_path: Path, arxiv_ids: Iterable[str]) -> dict[str, dict]:
     """``{arxiv_id: summary dict}`` for the ids that have one. Fields: tldr, problem,
     method, results, why_it_matters, backend, model, prompt_version, version, created_at
-    (ISO text), extractive, fallback_fields (list), stale."""
+    (ISO text), extractive, fallback_fields (list), ungrounded_fields (list: fields the
+    model wrote that were not grounded in the abstract, replaced; also in fallback_fields),
+    stale."""
     wanted = list(dict.fromkeys(arxiv_ids))
     if not wanted:
         return {}
@@ -102,7 +105,8 @@ def summary_for(db_path: Path, arxiv_ids: Iterable[str]) -> dict[str, dict]:
     found = {}
     for record in records:
         record["created_at"] = plain_value(record["created_at"])
-        record["fallback_fields"] = list(record["fallback_fields"] or [])
+        for name in ("fallback_fields", "ungrounded_fields"):
+            record[name] = list(record[name] or [])
         found[record["arxiv_id"]] = record
     return found
 

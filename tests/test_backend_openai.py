@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from storage.papers import upsert_papers
-from tests.helpers import first_papers, serving
+from tests.helpers import JsonHandler, first_papers, serving
 from pipeline.stages.summaries.openai import OpenAISummarizer
 from pipeline.cli import main
 from pipeline.stages.summaries.summary import BackendUnavailable, Summary, SummaryFailure
@@ -44,18 +44,7 @@ class ChatServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
-class ChatHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class ChatHandler(JsonHandler):
     def do_POST(self):
         server: ChatServer = self.server
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -69,17 +58,17 @@ class ChatHandler(BaseHTTPRequestHandler):
         try:
             threading.Event().wait(0.05)  # long enough for requests to overlap
             if self.path != "/v1/chat/completions":
-                return self._send(404, {"error": "not found"})
+                return self.send_json(404, {"error": "not found"})
             if fail:
-                return self._send(503, {"error": "busy"})
+                return self.send_json(503, {"error": "busy"})
             prompt = body["messages"][1]["content"]
             if server.reject_marker and server.reject_marker in prompt:
-                return self._send(400, {"error": {"message": "content rejected"}})
+                return self.send_json(400, {"error": {"message": "content rejected"}})
             title = re.search(r"<title>(.*?)</title>", prompt).group(1)
             reply = server.reply
             if reply is None:
                 reply = "```json\n" + json.dumps(reply_fields(title)) + "\n```"
-            self._send(200, {"id": "x", "object": "chat.completion", "choices": [
+            self.send_json(200, {"id": "x", "object": "chat.completion", "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": reply},
                  "finish_reason": "stop"}]})
         finally:

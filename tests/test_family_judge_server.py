@@ -38,6 +38,7 @@ class JudgeServer(ThreadingHTTPServer):
     without an answer, as a server that went away."""
 
     daemon_threads = True
+    request_queue_size = 128  # accept a burst of connections, as a real server does
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), JudgeHandler)

@@ -16,8 +16,9 @@ def register(subparsers) -> None:
                     "backend at its current version (new papers, new versions, a new model "
                     "or prompt). Failed papers are listed and retried on the next run.")
     parser.add_argument("--backend", choices=BACKENDS,
-                        help="auto (hf with CUDA and a model, else extractive), extractive, "
-                             "hf or openai (setting `summarizer`, env OCTET_SUMMARIZER)")
+                        help="auto (hf with CUDA: the configured model or the default small "
+                             "instruct model; else extractive), extractive, hf or openai "
+                             "(setting `summarizer`, env OCTET_SUMMARIZER)")
     parser.add_argument("--model", help="Hugging Face id or local folder (hf), or the "
                         "server's model id (openai) (env OCTET_MODEL)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N for hf (env OCTET_DEVICE)")
@@ -48,6 +49,8 @@ def summarize_command(args, settings) -> int:
 
 
 def _print_result(result: dict) -> None:
+    if result.get("notice"):
+        print(result["notice"])
     print(f"summarized {result['summarized']} of {result['pending']} pending papers with "
           f"{result['backend']} ({result['model']}, {result['prompt_version']})")
     for failure in result["errors"]:

@@ -111,8 +111,9 @@ class Settings:
     openai_api_key_env: str = "OPENAI_API_KEY"
     """Name of the environment variable that holds the server's API key."""
 
-    openai_concurrency: int = 4
-    """Requests in flight at once to the OpenAI-compatible server."""
+    openai_concurrency: int = 64
+    """Requests in flight at once to the OpenAI-compatible server (enough to keep a vLLM or
+    SGLang batch on one GPU full; a llama.cpp or Ollama server queues what it cannot run)."""
 
     families_judge: str = "off"
     """``off``, or ``recheck``: after classifying, ``octet run`` asks the LLM judge about the

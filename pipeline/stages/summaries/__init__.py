@@ -8,7 +8,8 @@ chunk as soon as it is done, and records one paper's failure without losing the 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.paper import Paper
@@ -27,6 +28,7 @@ BACKENDS = SUMMARIZERS
 # ---- choosing a backend --------------------------------------------------------
 
 def cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device."""
     try:
         import torch
     except ImportError:
@@ -34,28 +36,89 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve_backend(settings: Settings) -> str:
-    """The backend to use: ``auto`` is ``hf`` with CUDA and a model, else ``extractive``."""
+def resolve_backend(settings: Settings, cuda: Callable[[], bool] | None = None) -> str:
+    """The backend to use: ``auto`` is ``hf`` on a machine with CUDA (the configured model,
+    or ``hf.DEFAULT_MODEL`` when none is: see ``plan_backend``), else ``extractive``.
+    ``cuda`` answers whether CUDA is there (default: ``cuda_available``)."""
     name = (settings.summarizer or "auto").strip().lower()
     if name not in BACKENDS:
         raise ConfigError(f"summarizer = {settings.summarizer!r} is not a backend; "
                           f"use one of {', '.join(BACKENDS)}")
     if name == "auto":
-        return "hf" if settings.model and cuda_available() else "extractive"
+        return "hf" if (cuda or cuda_available)() else "extractive"
     return name
 
 
-def make_summarizer(settings: Settings) -> Summarizer:
-    """The configured backend, ready to run (generative models load on first use)."""
-    name = resolve_backend(settings)
+@dataclass(frozen=True)
+class Plan:
+    """What a summarize run uses once ``auto`` has chosen."""
+
+    settings: Settings
+    """The settings with ``summarizer`` named (never ``auto``) and, for the default
+    model, ``model`` set to its hub id."""
+
+    weights: str | None = None
+    """The cache folder the default model loads from (None: ``model`` itself)."""
+
+    notice: str | None = None
+    """One line for the reader when ``auto`` fetched the default model or could not."""
+
+
+def plan_backend(settings: Settings, cuda: Callable[[], bool] | None = None,
+                 fetch: Callable[[], tuple[str, bool]] | None = None) -> Plan:
+    """The backend ``settings`` ask for, ``auto`` resolved. On a machine with CUDA and no
+    model configured, ``auto`` is ``hf`` on ``DEFAULT_MODEL``: from the Hugging Face cache,
+    or fetched into it once (``fetch``; one line says so); when it cannot be fetched, one
+    line says why and the run is extractive."""
+    name = resolve_backend(settings, cuda)
+    if name != "hf" or settings.model or (settings.summarizer or "").strip().lower() != "auto":
+        return Plan(replace(settings, summarizer=name))
+    from pipeline.stages.summaries.hf import DEFAULT_MODEL, fetch_default_model
+
+    try:
+        folder, fetched = (fetch or fetch_default_model)()
+    except Exception as error:  # offline, no network, hub errors: all mean the same here
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        return Plan(replace(settings, summarizer="extractive"), notice=(
+            f"no model is configured and the default {DEFAULT_MODEL} could not be fetched "
+            f"from the Hugging Face hub ({reason}); extractive summaries this run (set model "
+            f"/ OCTET_MODEL to a local folder or reachable model)"))
+    notice = (f"no model is configured: fetched the default {DEFAULT_MODEL} from the Hugging "
+              f"Face hub once, into {folder} (set model / OCTET_MODEL to use another)"
+              if fetched else None)
+    return Plan(replace(settings, summarizer="hf", model=DEFAULT_MODEL), folder, notice)
+
+
+def _build(plan: Plan) -> Summarizer:
+    """The planned backend, ready to run (generative models load on first use)."""
+    name = plan.settings.summarizer
     if name == "hf":
         from pipeline.stages.summaries.hf import HFSummarizer
-        return HFSummarizer.from_settings(settings)
+        summarizer = HFSummarizer.from_settings(plan.settings)
+        summarizer.weights = plan.weights
+        return summarizer
     if name == "openai":
         from pipeline.stages.summaries.openai import OpenAISummarizer
-        return OpenAISummarizer.from_settings(settings)
+        return OpenAISummarizer.from_settings(plan.settings)
     from pipeline.stages.summaries.extractive import ExtractiveSummarizer
-    return ExtractiveSummarizer.from_settings(settings)
+    return ExtractiveSummarizer.from_settings(plan.settings)
+
+
+def _configured(settings: Settings) -> tuple[Summarizer, str | None]:
+    """The configured backend and the line ``auto`` has for the reader (logged), if any."""
+    plan = plan_backend(settings)
+    if plan.notice:
+        log.warning(plan.notice)
+    elif plan.weights:
+        log.info("no model is configured: using the default %s from %s",
+                 plan.settings.model, plan.weights)
+    return _build(plan), plan.notice
+
+
+def make_summarizer(settings: Settings) -> Summarizer:
+    """The configured backend, ready to run (generative models load on first use); the
+    line ``auto`` has for the reader, if any, is logged."""
+    return _configured(settings)[0]
 
 
 # ---- the stage -------------------------------------------------------------------
@@ -71,12 +134,15 @@ class StageResult:
     summarized: int = 0
     errors: list[dict] = field(default_factory=list)
     error: str | None = None
+    notice: str | None = None
+    """The line ``auto`` has for the reader (default model fetched, or not), if any."""
 
     def as_dict(self) -> dict:
         record = asdict(self)
         record["failed"] = len(self.errors)
-        if record["error"] is None:
-            del record["error"]
+        for optional in ("error", "notice"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
 
@@ -108,8 +174,11 @@ def _store(settings: Settings, results, stage: StageResult) -> None:
 def summarize_pending(settings: Settings, limit: int | None = None,
                       summarizer: Summarizer | None = None) -> dict:
     """(Re)summarize the stale and missing papers for the configured backend."""
-    summarizer = summarizer or make_summarizer(settings)
-    stage = StageResult(summarizer.backend, summarizer.model, summarizer.prompt_version)
+    notice = None
+    if summarizer is None:
+        summarizer, notice = _configured(settings)
+    stage = StageResult(summarizer.backend, summarizer.model, summarizer.prompt_version,
+                        notice=notice)
     ids = pending_ids(settings.db_path, summarizer.backend, summarizer.model,
                       summarizer.prompt_version)
     ids = ids[:limit] if limit else ids

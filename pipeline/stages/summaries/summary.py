@@ -20,6 +20,15 @@ FIELDS = ("tldr", "problem", "method", "results", "why_it_matters")
 MAX_FIELD_CHARACTERS = 1200
 """A model that rambles is cut here; nothing a reader decides on in ten seconds is longer."""
 
+SUMMARY_JSON_SCHEMA = {
+    "type": "object",
+    "properties": {name: {"type": "string"} for name in FIELDS},
+    "required": list(FIELDS),
+    "additionalProperties": False,
+}
+"""The JSON schema of a reply, sent to servers that constrain decoding to it (structured
+output); the strict parser still judges every reply, constrained or not."""
+
 MAX_REPLY_CHARACTERS = 65_536
 """Only the start of a reply is parsed: five capped fields fit many times over, and the
 parser's work stays bounded whatever a server sends."""
@@ -66,7 +75,13 @@ class Summary:
     """True when every field is a sentence copied from the abstract (nothing generated)."""
 
     fallback_fields: tuple[str, ...] = ()
-    """Fields copied from the abstract because the model gave nothing usable for them."""
+    """Fields copied from the abstract because the model gave nothing usable for them
+    (including every field of ``ungrounded_fields`` the abstract had a sentence for)."""
+
+    ungrounded_fields: tuple[str, ...] = ()
+    """Fields the model wrote that were not grounded in the title and abstract (under
+    ``grounding.MIN_GROUNDED_SHARE`` of their content words there): their text was dropped
+    for the extractive field, or for "" when the abstract had no sentence for it."""
 
     def fields(self) -> dict[str, str]:
         """The five text fields by name."""
