@@ -1,7 +1,9 @@
 """Octet's reading app: ``octet app`` (or ``streamlit run app.py``).
 
-A router only: each page lives in ``ui/``. The app holds no database connection between
-reruns (every storage call opens and closes its own) and never loads a generative model.
+A router only: each page lives in ``ui/``; any URL with ``?paper=<arXiv id>`` (every title
+links there) shows that paper's page, ``ui/paper.py``. The app holds no database connection
+between reruns (every storage call opens and closes its own) and never loads a generative
+model.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import streamlit as st  # noqa: E402
 
+from pipeline.stages.library import demo_reason  # noqa: E402
 from storage import reading  # noqa: E402
-from ui import common  # noqa: E402
+from ui import common, paper  # noqa: E402
 
 st.set_page_config(page_title="Octet", page_icon="📖", layout="wide")
 
@@ -30,10 +33,18 @@ PAGES = [
 ]
 
 config = common.settings()
+common.warm_encoder(config.db_path)  # in the background: the first semantic search is quick
 router = st.navigation(PAGES)
 with st.sidebar:
     if common.is_demo(config):
         st.warning("**DEMO DATA** — not your library. Run `octet run` to fetch your own.")
     st.caption(f"{reading.paper_count(config.db_path):,} papers · {common.code(config.db_path.name)}")
+if common.is_demo(config):  # on the page too: a phone's collapsed sidebar hides the one above
+    st.markdown(f":orange-badge[DEMO DATA] not your library — "
+                f"{common.md_escape(demo_reason(config))}. The first `octet run` that stores "
+                "papers switches the app and the commands to your own.")
 common.show_flash()
-router.run()
+if "paper" in st.query_params:
+    paper.show(config, st.query_params["paper"])
+else:
+    router.run()

@@ -233,3 +233,22 @@ def last_listed_date(db_path: Path) -> str | None:
                             "WHERE announce_type IN ('new','cross','replace','replace-cross')"
                             ).fetchone()[0]
     return value.isoformat() if value else None
+
+
+def paper_with_versions(db_path: Path, arxiv_id: str) -> dict | None:
+    """The stored paper as ``get_paper`` gives it, with ``versions`` holding every version
+    Octet has seen, oldest first, each with its ``abstract`` too (to say what changed);
+    None when not stored. One connection: the paper page asks on every rerun."""
+    with connect(db_path, read_only=True) as con:
+        record = _paper_dict(con, arxiv_id)
+        if record is None:
+            return None
+        record["versions"] = [
+            {"version": version, "title": title, "abstract": abstract, "updated": updated,
+             "seen_at": seen_at}
+            for version, title, abstract, updated, seen_at in con.execute(
+                "SELECT version, title, abstract, updated, seen_at FROM paper_versions "
+                "WHERE arxiv_id = ? ORDER BY version", [arxiv_id]).fetchall()]
+    record["versions"] = [{key: plain_value(value) for key, value in version.items()}
+                          for version in record["versions"]]
+    return {key: plain_value(value) for key, value in record.items()}

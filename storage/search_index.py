@@ -142,6 +142,20 @@ def _words_from_pairs(words, rows: np.ndarray) -> Words:
                  rows[np.argsort(word_ids, kind="stable")].astype(np.int32))
 
 
+def _author_words(authors, first_row: int) -> Words:
+    """Postings of the words of author names (tokenized as ``search_words`` does), for the
+    rows ``first_row`` onwards whose ``authors`` lists these are. Arrow kernels: the 450k
+    names of 75k papers in a fraction of a second."""
+    authors = authors.combine_chunks() if isinstance(authors, pa.ChunkedArray) else authors
+    name_rows = pc.list_parent_indices(authors).to_numpy().astype(np.int64) + first_row
+    parts = pc.split_pattern_regex(pc.utf8_lower(pc.list_flatten(authors)), "[^a-z0-9]+")
+    words = pc.list_flatten(parts)
+    rows = name_rows[pc.list_parent_indices(parts).to_numpy()]
+    kept = pc.not_equal(words, "")
+    return _words_from_pairs(words.filter(kept),
+                             rows[kept.to_numpy(zero_copy_only=False)].astype(np.int32))
+
+
 def _words_from_texts(texts: dict[int, list[str]]) -> Words:
     """Postings for a few rows tokenized here (papers the word table lacks)."""
     pairs = [(word, row) for row, words in texts.items() for word in words]
@@ -181,6 +195,8 @@ class Snapshot:
     """The reader's labels (they win over the model's), as lists and booleans."""
     words: tuple[Words, ...] | None = None
     """Postings, from the word table then the rows tokenized here; None until needed."""
+    author_words: tuple[Words, ...] | None = None
+    """Postings of the words of author names (built here with ``words``); None until needed."""
     vectors: np.ndarray | None = None
     """Unit vectors of the current encoder (rows x 384, zero where none); None until needed."""
     has_vector: np.ndarray | None = None
@@ -267,7 +283,7 @@ def _fresh(held: _Held, stamp: tuple | None, words: bool, vectors: bool) -> bool
 
 
 def _usable(snapshot: Snapshot | None, words: bool, vectors: bool) -> bool:
-    return (snapshot is not None and (not words or snapshot.words is not None)
+    return (snapshot is not None and (not words or snapshot.author_words is not None)
             and (not vectors or snapshot.vectors is not None))
 
 
@@ -442,11 +458,14 @@ def _reader_tables(con, snapshot: Snapshot) -> Snapshot:
 # -- words: postings from the word table, plus rows tokenized here
 
 def _words(con, snapshot: Snapshot, added: dict | None) -> Snapshot:
-    if snapshot.words is not None and added is not None:
+    if snapshot.author_words is not None and added is not None:
         if not added:
             return snapshot
         extra = _words_from_texts({row: search_words(text) for row, text in added.items()})
-        return replace(snapshot, words=(*snapshot.words, extra))
+        first = min(added)
+        names = _author_words(snapshot.cards.column("authors").slice(first), first)
+        return replace(snapshot, words=(*snapshot.words, extra),
+                       author_words=(*snapshot.author_words, names))
     # The word table holds the words of the version it indexed; rows of another version
     # (or not indexed at all) are tokenized here. Matching ids in Arrow, not in a DuckDB
     # join, halves the load (measured at 75k papers).
@@ -472,7 +491,8 @@ def _words(con, snapshot: Snapshot, added: dict | None) -> Snapshot:
     con.unregister("stale_ids")
     extra = _words_from_texts({snapshot.row_of[arxiv_id]: search_words(text)
                                for arxiv_id, text in texts})
-    return replace(snapshot, words=(base, extra))
+    return replace(snapshot, words=(base, extra),
+                   author_words=(_author_words(snapshot.cards.column("authors"), 0),))
 
 
 def _held_rows(snapshot: Snapshot, rows: np.ndarray) -> pa.Table:

@@ -14,6 +14,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from pipeline.core.paper import Paper, abs_url, clean_text, pdf_url
@@ -145,3 +146,44 @@ def serving(server):
     finally:
         server.shutdown()
         server.server_close()
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+"""The app's entry point, for Streamlit's AppTest."""
+
+
+def open_app(page: str | None = None):
+    """The app in Streamlit's AppTest: the default page (This week) runs first, as in a
+    browser, then ``page`` when given; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    if page:
+        app.switch_page(page)
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """The base of the tests' stand-in servers: quiet, and ``send_json`` answers one JSON body."""
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+    def send_json(self, status: int, body: dict) -> None:
+        """One JSON response with its length, so the client reads exactly this."""
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def chat_reply(content: str) -> dict:
+    """An OpenAI chat-completions body whose one choice says ``content``."""
+    return {"object": "chat.completion", "choices": [{"index": 0, "message": {
+        "role": "assistant", "content": content}, "finish_reason": "stop"}]}
+

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -120,6 +121,22 @@ def stop_app(process: subprocess.Popen, groups: set[int]) -> None:
     process.wait(timeout=15)
 
 
+@contextmanager
+def app_server(octet_home: Path, *extra: str):
+    """`octet app` on a free port, up and answering; yields its URL and stops it (and every
+    process group it started) afterwards."""
+    port = free_port()
+    process = start_app(octet_home, port, *extra)
+    url = f"http://127.0.0.1:{port}"
+    groups: set[int] = set()
+    try:
+        wait_until_up(url, process)
+        groups = app_groups(process)
+        yield url
+    finally:
+        stop_app(process, groups)
+
+
 @pytest.fixture
 def injected_server():
     """A local server that records every request: the address the hostile paper's Markdown
@@ -154,16 +171,8 @@ def running_app(settings, octet_home, injected_server):
     run_id = start_run(settings.db_path, "run", settings.categories)
     finish_run(settings.db_path, run_id, {"status": "done", "exit_code": 1, "announced": 30,
                                           "errors": [hostile["run_error"]]})
-    port = free_port()
-    process = start_app(octet_home, port)
-    url = f"http://127.0.0.1:{port}"
-    groups: set[int] = set()
-    try:
-        wait_until_up(url, process)
-        groups = app_groups(process)
+    with app_server(octet_home) as url:
         yield url, papers, hostile
-    finally:
-        stop_app(process, groups)
 
 
 def assert_nothing_injected(page, injected_url: str, requests: list[str], name: str) -> None:

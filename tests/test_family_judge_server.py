@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -26,7 +26,7 @@ from pipeline.stages.family_judge import (Judgement, JudgeUnreachable, classify_
 from prompts import families_messages, untrusted
 from storage.families import families_for, set_reader_labels, store_results
 from storage.papers import upsert_papers
-from tests.helpers import LABELED_DEV, REPO, first_papers, serving, store_real_papers
+from tests.helpers import JsonHandler, LABELED_DEV, REPO, chat_reply, first_papers, serving, store_real_papers
 
 MODEL = "judge-model"
 JUDGE_VERSION = f"openai:{MODEL}:families.v1"
@@ -61,10 +61,7 @@ class JudgeServer(ThreadingHTTPServer):
                 for body in self.requests]
 
 
-class JudgeHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class JudgeHandler(JsonHandler):
     def do_POST(self):
         server: JudgeServer = self.server
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -76,13 +73,7 @@ class JudgeHandler(BaseHTTPRequestHandler):
             return
         title = re.search(r"<title>(.*?)</title>", body["messages"][1]["content"]).group(1)
         content = server.replies.get(title, server.default)
-        data = json.dumps({"object": "chat.completion", "choices": [{"index": 0, "message": {
-            "role": "assistant", "content": content}, "finish_reason": "stop"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200, chat_reply(content))
 
 
 @pytest.fixture

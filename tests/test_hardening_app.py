@@ -16,12 +16,11 @@ from streamlit.testing.v1 import AppTest
 from pipeline.core import weeks
 from pipeline.core.paper import Paper, abs_url, pdf_url
 from storage import reading
-from tests.helpers import store_real_papers
+from tests.helpers import open_app, store_real_papers
 from ui.common import link_target, md_escape
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = REPO / "tests" / "fixtures" / "hostile" / "app"
-APP = str(REPO / "app.py")
 INJECTED = "http://127.0.0.1:9"  # the address the hostile strings point at (nothing listens)
 HOSTILE_ID = "2601.00077"
 WORD_JOINER = "\u2060"
@@ -131,16 +130,6 @@ def test_a_link_target_is_a_web_address_or_the_fallback(url):
     assert link_target(url, "https://arxiv.org/abs/2601.00001") == "https://arxiv.org/abs/2601.00001"
 
 
-def _open(page: str | None = None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    if page:
-        app.switch_page(page)
-        app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
 def _sources(app: AppTest) -> list[str]:
     """Every Markdown source the page shows, labels included."""
     kinds = ("markdown", "title", "caption", "info", "success", "warning", "error", "subheader",
@@ -169,7 +158,7 @@ def test_every_page_shows_the_hostile_paper_as_text(settings, page):
         reading.mark_read(settings.db_path, HOSTILE_ID, weeks.previous_week(week), 4, "my *own* notes")
     run_id = start_run(settings.db_path, "run", ("cs.CL",))
     finish_run(settings.db_path, run_id, {"status": "done", "exit_code": 1, "errors": [fields["run_error"]]})
-    app = _open(page)
+    app = open_app(page)
     shown = _sources(app)
     assert any("Click me" in source for source in shown), "the hostile paper is on the page"
     assert not [source for source in shown if _renders_injected_markup(source)]
@@ -178,7 +167,7 @@ def test_every_page_shows_the_hostile_paper_as_text(settings, page):
 
 def test_this_week_shows_every_field_of_the_hostile_pick_escaped(settings):
     fields = store_hostile_paper(settings)
-    app = _open()
+    app = open_app()
     shown = "\n".join(_sources(app))
     for text in (fields["title"], fields["summary"]["model"],
                  fields["summary"]["problem"], *fields["categories"], *fields["authors"]):
@@ -195,7 +184,7 @@ def _field_line(app: AppTest, label: str) -> str:
 
 def test_summary_marks_the_fields_copied_from_the_abstract(settings):
     store_hostile_paper(settings, fallback_fields=("problem", "tldr"))
-    app = _open()
+    app = open_app()
     assert EXTRACTIVE_MARK in _field_line(app, "Problem").lower()
     assert EXTRACTIVE_MARK in _field_line(app, "TL;DR").lower()
     assert EXTRACTIVE_MARK not in _field_line(app, "Method").lower()
@@ -206,7 +195,7 @@ def test_summary_marks_the_fields_copied_from_the_abstract(settings):
 def test_a_summary_copied_whole_from_the_abstract_is_called_extractive(settings):
     store_hostile_paper(settings, fallback_fields=("tldr", "problem", "method", "results",
                                                    "why_it_matters"))
-    app = _open()
+    app = open_app()
     captions = [c.value for c in app.caption]
     assert any(c.startswith("Extractive summary") for c in captions), captions
     assert not any(c.startswith("Summary by") for c in captions)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.core import weeks
-from pipeline.stages.reading import ensure_pick, propose_for
+from pipeline.stages.reading import Candidate, ensure_pick, propose, propose_for
 from pipeline.cli import main
 from storage import reading
 from storage.db import connect
@@ -202,15 +202,17 @@ def test_cli_bad_input_exits_2_with_the_fix(settings, papers, capsys):
     assert main(["pick", "--timezone", "Nowhere/Land"]) == 2
 
 
-def test_app_environment_falls_back_to_the_demo_only_when_empty(settings, tmp_path):
+def test_the_app_falls_back_to_the_demo_only_when_empty(settings, tmp_path):
+    # The app is not pinned to a database (OCTET_DB) unless one was named: it chooses on
+    # every page, with the commands' rule (pipeline.stages.library).
     from pipeline.cli.reading import app_environment
+    from pipeline.stages.library import library_settings
 
     store_real_papers(settings.demo_db_path, 3)
-    env = app_environment(settings, or_demo=True)
-    assert env["OCTET_DB"] == str(settings.demo_db_path)
-    assert app_environment(settings, or_demo=False)["OCTET_DB"] == str(settings.db_path)
+    assert "OCTET_DB" not in app_environment(settings)
+    assert library_settings(settings).db_path == settings.demo_db_path
     store_real_papers(settings.db_path, 3)
-    assert app_environment(settings, or_demo=True)["OCTET_DB"] == str(settings.db_path)
+    assert library_settings(settings).db_path == settings.db_path
 
 
 # ---- concurrency: actions while another process writes -------------------------
@@ -363,3 +365,14 @@ def test_neglected_family_drives_the_proposal_from_stored_labels(settings, paper
     # LLM was never read, SAM was: the LLM paper wins although the SAM one is first in line.
     assert proposal.arxiv_id == llm
     assert "LLM is the family you have neglected longest" in proposal.reason
+
+
+def test_newly_listed_is_said_only_of_this_weeks_listings():
+    """Issue 15: the demo's pick said "Newly listed" of a paper listed months before."""
+    old = Candidate("2507.00001", "Old", listed_date="2026-07-01")
+    new = Candidate("2511.00002", "New", listed_date="2026-11-30")
+    assert propose([old], [], this_week="2026-W49").reason.startswith(
+        "Among the newest papers stored (listed 2026-07-01)")
+    assert propose([new], [], this_week="2026-W49").reason.startswith("Newly listed")
+    assert propose([Candidate("2511.00003", "Undated")], [], this_week="2026-W49").reason \
+        .startswith("Among the newest papers stored")

@@ -1,15 +1,15 @@
-"""Progress: weeks read, the streak, the eight families over time, and the notes."""
+"""Progress: weeks read, the streak, the eight families at a glance and over time, and the
+reading history, searchable."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from pipeline.core import weeks
-from pipeline.core.families import CODES as FAMILY_CODES
-from pipeline.stages.reading import neglect_order
 from storage import reading
 from storage.families import families_for
-from ui import common
+from ui import common, progress_view
+
+HISTORY_SHOWN = 50  # history entries listed at once; the search narrows the rest
 
 config = common.settings()
 week = weeks.current_week(config.timezone)
@@ -29,34 +29,32 @@ if not history:
     st.stop()
 
 families = families_for(config.db_path, [row["arxiv_id"] for row in history])
-labelled = [(row["week"] or "", tuple(families.get(row["arxiv_id"], {}).get("labels", ())))
-            for row in history]
+labels_of = {row["arxiv_id"]: tuple(families.get(row["arxiv_id"], {}).get("labels", ()))
+             for row in history}
+labelled = [(row["week"] or "", labels_of[row["arxiv_id"]]) for row in history]
 
-st.subheader("The eight families over time")
-if families:
-    counts = pd.DataFrame(0, index=sorted({w for w, _ in labelled}),
-                          columns=list(FAMILY_CODES))
-    for read_week, labels in labelled:
-        for label in labels:
-            if label in counts.columns:
-                counts.loc[read_week, label] += 1
-    st.bar_chart(counts, x_label="week", y_label="papers read", stack=True)
-    neglected = neglect_order(labelled)
-    last = {code: max((w for w, labels in labelled if code in labels), default=None)
-            for code in FAMILY_CODES}
-    st.markdown("**Neglected longest:** " + ", ".join(
-        f"{code} ({'never read' if last[code] is None else 'last ' + last[code]})"
-        for code in neglected[:4]))
-else:
-    st.caption("Families are not classified yet, so the chart waits for the families stage.")
+st.subheader("The eight families")
+coverage = progress_view.coverage(labelled)
+st.altair_chart(progress_view.coverage_chart(coverage), width="stretch")
+st.markdown(progress_view.next_family_line(coverage))
+if not families:
+    st.caption("Families are not classified yet: the chips fill in after the families stage.")
+
+st.subheader("Week by week")
+st.altair_chart(progress_view.weekly_chart(labelled, week), width="stretch")
 
 st.subheader("Reading history")
-for index, row in enumerate(history):
+query = st.text_input("Search your reading history", key="history_query",
+                      placeholder="a word from the title, an author, your notes, a family, a week")
+found = [row for row in history if progress_view.matches(row, labels_of[row["arxiv_id"]], query)]
+st.caption(f"{len(found)} of {len(history)} papers read" + (" match" if query.strip() else "")
+           + (f" · showing the newest {HISTORY_SHOWN}" if len(found) > HISTORY_SHOWN else ""))
+for index, row in enumerate(found[:HISTORY_SHOWN]):
     stars = "★" * (row["rating"] or 0)
     # An expander's label is Markdown too (images included), so the title is escaped.
-    with st.expander(f"{row['week']} · {common.md_escape(row['title'][:90])} {stars}",
-                     expanded=index == 0):
-        st.markdown(common.paper_line(row, families.get(row["arxiv_id"], {}).get("labels")
-                                      if families else None))
-        st.caption(f"Read on {common.md_escape(row['read_on'])}")
+    label = f"{weeks.week_label(row['week'] or '')} · {common.md_escape(row['title'][:90])}"
+    with st.expander(f"{label} {stars}", expanded=index == 0):
+        st.markdown(common.paper_line(row, labels_of[row["arxiv_id"]] if families else None))
+        if row.get("read_on"):
+            st.caption(f"Read on {common.md_escape(row['read_on'])}")
         st.markdown(row["notes"] or "_No notes._")  # the reader's own Markdown

@@ -16,7 +16,7 @@ week = weeks.current_week(config.timezone)
 read_weeks = reading.read_weeks(config.db_path)
 
 left, right = st.columns([4, 1])
-left.title(f"This week · {week}")
+left.title(f"This week · {weeks.week_label(week)}")
 right.metric("Streak", f"{weeks.streak(read_weeks, week)} wk",
              help="Consecutive weeks whose pick was read")
 
@@ -27,6 +27,7 @@ if pick is None:
     st.stop()
 
 arxiv_id = pick["arxiv_id"]
+title = common.short_title(pick["title"])
 families = families_for(config.db_path, [arxiv_id])
 labels = families[arxiv_id].get("labels", []) if arxiv_id in families else None
 summary = summary_for(config.db_path, [arxiv_id]).get(arxiv_id)
@@ -45,28 +46,33 @@ common.summary_block(summary, pick["abstract"])
 st.divider()
 
 
+def _stars(key: str) -> int | None:
+    """The rating a ``common.rating_input`` holds (its widget stores 0-4)."""
+    index = st.session_state.get(key)
+    return None if index is None else index + 1
+
+
 def _mark_read() -> None:
-    rating = st.session_state.get("read_rating")
     notes = st.session_state.get("read_notes") or None
-    common.act(lambda: reading.mark_read(config.db_path, arxiv_id, week,
-                                         rating + 1 if rating is not None else None, notes,
-                                         weeks.today(config.timezone)),
-               f"Marked read: {arxiv_id}. See you next week!")
+    common.act(lambda: reading.mark_read(config.db_path, arxiv_id, week, _stars("read_rating"),
+                                         notes, weeks.today(config.timezone)),
+               f"Marked read: {title}. See you next week!")
 
 
-def _swap(other: str) -> None:
+def _swap(other: str, other_title: str) -> None:
     common.act(lambda: reading.set_pick(config.db_path, week, other, "reader",
                                         "swapped in from the runners-up",
                                         [arxiv_id] + [i for i in pick["runners_up"] or []
                                                       if i != other]),
-               f"Swapped: {other} is this week's pick.")
+               f"{common.short_title(other_title)} is this week's paper.")
 
 
 def _save_notes() -> None:
+    rating = _stars("edit_rating")
     common.act(lambda: reading.save_notes(config.db_path, arxiv_id,
                                           st.session_state.get("edit_notes") or "",
-                                          st.session_state.get("edit_rating")),
-               f"Notes of {arxiv_id} saved.")
+                                          rating if rating is not None else pick["rating"]),
+               f"Notes of {title} saved.")
 
 
 if pick["status"] == "read":
@@ -77,8 +83,8 @@ if pick["status"] == "read":
         st.markdown(pick["notes"])  # the reader's own Markdown, never paper text
     with st.expander("Edit notes and rating"):
         with st.form("edit_notes_form"):
-            st.select_slider("Rating", options=[1, 2, 3, 4, 5], value=pick["rating"] or 3,
-                             key="edit_rating")
+            st.markdown("**Rating**")
+            common.rating_input("edit_rating", pick["rating"])
             st.text_area("Notes (Markdown)", value=pick["notes"] or "", key="edit_notes",
                          height=140)
             st.form_submit_button("Save notes", on_click=_save_notes)
@@ -91,12 +97,12 @@ elif pick["started_at"]:
 else:
     st.button("Start reading", icon=":material/play_arrow:", on_click=common.act,
               args=(lambda: reading.start_reading(config.db_path, arxiv_id),
-                    f"Started {arxiv_id}. Enjoy!"))
+                    f"Started {title}. Enjoy!"))
 
 if pick["status"] == "pick":
     with st.form("mark_read"):
         st.markdown("**Done? Rate it and keep your notes**")
-        st.feedback("stars", key="read_rating")
+        common.rating_input("read_rating")
         st.text_area("Notes (Markdown)", key="read_notes", height=140,
                      placeholder="What is the idea, what did they show, what will you remember?")
         st.form_submit_button("Mark read", type="primary", on_click=_mark_read)
@@ -104,13 +110,15 @@ if pick["status"] == "pick":
 runners = [i for i in pick["runners_up"] or [] if i != arxiv_id]
 if runners:
     cards = reading.cards(config.db_path, runners)
+    details = common.card_details(config.db_path, runners)
     st.markdown("**Runners-up**")
     for other in runners:
         if other not in cards:
             continue
-        row = st.columns([6, 1])
-        row[0].markdown(common.paper_line(cards[other]))
-        row[1].button("Swap", key=f"swap_{other}", on_click=_swap, args=(other,))
+        with st.container(border=True):
+            common.paper_card(cards[other], details[other])
+            st.button("Read this instead", key=f"swap_{other}", icon=":material/swap_horiz:",
+                      on_click=_swap, args=(other, cards[other]["title"]))
 if pick["status"] == "pick":
     st.button("Skip this week", icon=":material/skip_next:", on_click=common.act,
               args=(lambda: reading.skip_week(config.db_path, week),

@@ -12,16 +12,24 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 
-from pipeline.cli import export, families, papers, reading, runs, schedule, summaries
+from pipeline.cli import export, families, papers, reading, runs, schedule, search, summaries
 from pipeline.core.errors import (EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
                                   UsageError)
 from pipeline.core.paper import clean_text
 from pipeline.core.settings import load_settings
+from pipeline.stages.library import choose_library, demo_notice
 from pipeline.stages.sources import ArxivUnreachable
 
-COMMAND_MODULES = (runs, papers, families, summaries, reading, export, schedule)
+COMMAND_MODULES = (runs, papers, families, summaries, reading, search, export, schedule)
 """In the order ``octet --help`` lists their commands."""
+
+READING_COMMANDS = frozenset({"status", "show", "pick", "queue", "done", "export", "label",
+                              "search", "app"})
+"""Commands that look at the reader's library: they use the database the app shows (the
+demo while the reader's own holds no paper; see ``pipeline.stages.library``) and say so
+when it is the demo. Commands that store papers (run, fetch, import) use the reader's own."""
 
 log = logging.getLogger("octet")
 
@@ -55,11 +63,19 @@ def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace):
-    """Settings with the flags of this invocation applied on top of every other layer."""
+    """Settings with the flags of this invocation applied on top of every other layer; a
+    reading command's point at the database the app shows (announced on stderr when it is
+    the demo, so that standard output stays the command's own: JSON, BibTeX, a list)."""
     flags = {name: getattr(args, name, None) for name in
              ("home", "db", "categories", "summarizer", "model", "device", "batch_size",
               "timezone")}
-    return load_settings(flags)
+    settings = load_settings(flags)
+    if args.command not in READING_COMMANDS or args.command == "app":
+        return settings  # `octet app` lets the app choose on every page, to follow a run
+    library = choose_library(settings)
+    if library.demo:
+        _error(demo_notice(library))
+    return replace(settings, db=library.path)
 
 
 class _OneLine(logging.Formatter):

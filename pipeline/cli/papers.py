@@ -11,6 +11,7 @@ from pipeline import job
 from pipeline.core.errors import UsageError
 from pipeline.job import print_report
 from pipeline.core.paper import InvalidArxivId, normalize_id
+from pipeline.stages.library import choose_library
 from pipeline.stages.papers import demo_lines
 from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable
 from storage import papers as store
@@ -162,8 +163,19 @@ def demo(args, settings) -> int:
     report = job.import_lines(settings, demo_lines(), command="demo", announce_type="demo",
                               db_path=settings.demo_db_path)
     print_report(report, args.json)
-    print(f"demo database: {settings.demo_db_path} (open it with `octet app --or-demo`)")
+    print(_demo_line(settings), file=sys.stderr if args.json else sys.stdout)
     return report["exit_code"]
+
+
+def _demo_line(settings) -> str:
+    """Where the demo went, and whether the app and the commands now show it."""
+    library = choose_library(settings)
+    if library.demo:
+        return (f"demo database: {settings.demo_db_path}. Your own database has no papers yet, "
+                "so `octet app` and the commands (status, show, pick, queue, done, export) "
+                "show the demo until a run stores yours.")
+    return (f"demo database: {settings.demo_db_path}. Your own database ({library.path}) has "
+            f"papers and stays in use; look at the demo with `--db {settings.demo_db_path}`.")
 
 
 def show(args, settings) -> int:
@@ -190,21 +202,40 @@ def _derived(db_path: Path, arxiv_id: str) -> dict:
 
 
 def _format_paper(paper: dict) -> str:
-    lines = [f"{paper['arxiv_id']}v{paper['version']}  {paper['title']}",
-             f"  authors: {', '.join(paper['authors'])}",
-             f"  categories: {', '.join(paper['categories'])}  published: {paper['published']}",
-             f"  versions: {', '.join('v%d' % v['version'] for v in paper['versions'])}",
-             f"  {paper['abs_url']}"]
+    """The stored paper in a few lines; a field not known yet is left out, never ``None``."""
+    lines = [f"{paper['arxiv_id']}v{paper['version']}  {paper['title']}"]
+    if paper.get("authors"):
+        lines.append(f"  authors: {', '.join(paper['authors'])}")
+    lines.append("  " + "  ".join(_known([
+        ("categories", ", ".join(paper.get("categories") or ())),
+        ("published", _day(paper.get("published"))), ("updated", _day(paper.get("updated"))),
+        ("listed", _day(paper.get("listed_date")))])))
+    lines.append(f"  versions: {', '.join('v%d' % v['version'] for v in paper['versions'])}")
+    lines.append(f"  {paper['abs_url']}")
     families = paper.get("families")
     if families:
         lines.append(f"  families: {', '.join(families.get('labels') or ['none'])}")
-    held = paper.get("reading")
-    if held:
-        rating = f", rated {held['rating']}/5" if held.get("rating") else ""
-        lines.append(f"  reading: {held['state']}{rating}")
+    lines += _reading_lines(paper.get("reading"))
     summary = paper.get("summary")
-    if summary:
+    if summary and summary.get("tldr"):
         copied = summary.get("extractive") or "tldr" in (summary.get("fallback_fields") or ())
         tag = " (extractive)" if copied else ""
-        lines.append(f"  tl;dr{tag}: {summary.get('tldr')}")
+        lines.append(f"  tl;dr{tag}: {summary['tldr']}")
     return "\n".join(lines)
+
+
+def _known(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{name}: {value}" for name, value in pairs if value]
+
+
+def _day(value) -> str:
+    """A stored date or timestamp as ``YYYY-MM-DD`` (empty when there is none)."""
+    return str(value)[:10] if value else ""
+
+
+def _reading_lines(held: dict | None) -> list[str]:
+    if not held:
+        return []
+    rating = f", rated {held['rating']}/5" if held.get("rating") else ""
+    week = f" in {held['week']}" if held.get("week") and held.get("state") == "read" else ""
+    return [f"  reading: {held['state']}{week}{rating}"]

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.cli.papers import ensure_demo
 from pipeline.core.errors import UsageError
 from pipeline.core import weeks
 from pipeline.core.paper import InvalidArxivId, normalize_id
-from pipeline.stages.reading import ensure_pick
+from pipeline.stages.library import Library, choose_library, demo_notice
+from pipeline.stages.reading import choose_pick, ensure_pick
 from storage import reading as store
 from storage.db import DatabaseBusy
 from storage.reading import NotStored
@@ -54,7 +56,8 @@ def register(subparsers) -> None:
     app.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1: this machine only)")
     app.add_argument("--or-demo", action="store_true",
-                     help="open the demo database when yours has no papers yet")
+                     help="when neither your database nor the demo has papers, load the "
+                     "demo first (the app shows the demo whenever yours has none)")
     app.set_defaults(handler=app_command)
 
 
@@ -117,8 +120,8 @@ def pick_command(args, settings) -> int:
     week = weeks.current_week(settings.timezone)
     if args.arxiv_id:
         arxiv_id = _ids([args.arxiv_id])[0]
-        _stored(lambda: store.set_pick(settings.db_path, week, arxiv_id, "reader",
-                                         "chosen by you"))
+        # One rule for the CLI and the app's "Read this week": a read week is never replaced.
+        _stored(lambda: choose_pick(settings, arxiv_id))
         pick = store.get_pick(settings.db_path, week)
     else:
         pick = ensure_pick(settings)
@@ -148,15 +151,36 @@ def done_command(args, settings) -> int:
     return 0
 
 
-def app_environment(settings, or_demo: bool) -> dict:
-    """The environment the Streamlit process reads its settings from."""
+def app_environment(settings) -> dict:
+    """The environment the Streamlit process reads its settings from. A database is passed
+    only when one was named (``--db``, ``OCTET_DB``, config.toml): otherwise the app chooses
+    on every page as the commands do, so a run that stores papers switches it to them."""
 
-    environment = dict(os.environ, OCTET_HOME=str(settings.home), OCTET_DB=str(settings.db_path))
-    if or_demo and settings.demo_db_path.exists() and store.paper_count(settings.db_path) == 0:
-        environment["OCTET_DB"] = str(settings.demo_db_path)
+    environment = {key: value for key, value in os.environ.items() if key != "OCTET_DB"}
+    environment["OCTET_HOME"] = str(settings.home)
+    if settings.db is not None:
+        environment["OCTET_DB"] = str(settings.db_path)
     if settings.timezone:
         environment["OCTET_TIMEZONE"] = settings.timezone
     return environment
+
+
+def _open_library(settings, or_demo: bool) -> Library:
+    """The database the app opens on; with ``or_demo``, the demo is loaded first when
+    neither the reader's database nor the demo holds a paper yet."""
+    library = choose_library(settings)
+    if or_demo and not library.demo and settings.db is None and not _has_papers(library.path):
+        print("Your database has no papers yet: loading the DEMO database first "
+              f"({settings.demo_db_path}).", flush=True)
+        ensure_demo(settings)
+        library = choose_library(settings)
+    if library.demo:
+        print(f"octet: {demo_notice(library)}", flush=True)
+    return library
+
+
+def _has_papers(db_path: Path) -> bool:
+    return db_path.exists() and store.paper_count(db_path) > 0
 
 
 def _refresh_search(db_path: Path) -> None:
@@ -178,8 +202,8 @@ def app_command(args, settings) -> int:
                "--server.address", args.host, "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
-    environment = app_environment(settings, args.or_demo)
-    _refresh_search(Path(environment["OCTET_DB"]))
+    environment = app_environment(settings)
+    _refresh_search(_open_library(settings, args.or_demo).path)
     print(f"Octet app: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     return serve_until_stopped(command, environment)
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 from pipeline import job
 from pipeline.cli.papers import ensure_demo, report_of
+from pipeline.stages.library import choose_library, demo_reason, is_demo_database
 from pipeline.stages.sources import ArxivUnreachable
 from storage import papers, runs
 
@@ -29,25 +31,49 @@ def run(args, settings) -> int:
     if args.or_demo:  # interactive first run: say "offline" in seconds, not minutes
         settings = replace(settings, http_retries=min(settings.http_retries, 1))
     instead = (lambda error: _demo_instead(error, settings)) if args.or_demo else None
-    return report_of(lambda: job.run_job(settings), args.json, instead)
+    was_demo = choose_library(settings).demo
+    code = report_of(lambda: job.run_job(settings), args.json, instead)
+    if was_demo and not choose_library(settings).demo:
+        _say(f"octet: your own database now has papers: the app and the commands use it from "
+             f"now on (the demo stays in {settings.demo_db_path}).", args.json)
+    return code
+
+
+def _say(line: str, as_json: bool) -> None:
+    """A line for people, kept off standard output when that carries JSON."""
+    print(line, file=sys.stderr if as_json else sys.stdout)
 
 
 def _demo_instead(error: ArxivUnreachable, settings) -> int:
-    print(f"octet: arXiv cannot be reached ({error.brief}); "
-          f"continuing with the DEMO database at {settings.demo_db_path}")
+    print(f"octet: arXiv cannot be reached ({error.brief}); continuing with the DEMO database "
+          f"at {settings.demo_db_path}: the app and the commands show it until a run stores "
+          "your own papers")
     return ensure_demo(settings)
 
 
 def status(args, settings) -> int:
+    """``octet status``: the database the app shows, its papers and last run, and whether
+    it is the demo (and why)."""
     latest = runs.recent_runs(settings.db_path, limit=1)
+    demo = is_demo_database(settings)
     result = {"db": str(settings.db_path), "papers": papers.count_papers(settings.db_path),
+              "demo": demo, "demo_reason": demo_reason(settings) if demo else None,
               "last_run": latest[0] if latest else None}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-    print(f"{result['papers']} papers in {result['db']}")
-    last = result["last_run"]
-    print("no run yet: start one with `octet run`" if not last else
-          f"last run #{last['run_id']} ({last['command']}) {last['started_at']}: "
-          f"{last['status']}, {last.get('new', 0)} new, {last.get('updated', 0)} updated")
+    print(f"{result['papers']} papers in {result['db']}" + (" (DEMO)" if demo else ""))
+    print(_last_run_line(result["last_run"]))
     return 0
+
+
+def _last_run_line(last: dict | None) -> str:
+    if not last:
+        return "no run yet: start one with `octet run`"
+    return (f"last run #{last['run_id']} ({last['command']}) {_minute(last['started_at'])}: "
+            f"{last['status']}, {last.get('new') or 0} new, {last.get('updated') or 0} updated")
+
+
+def _minute(iso_text: str | None) -> str:
+    """A stored UTC time, to the minute (``unknown`` if absent)."""
+    return f"{iso_text[:16].replace('T', ' ')} UTC" if iso_text else "unknown"

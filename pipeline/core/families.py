@@ -114,6 +114,13 @@ CODES: tuple[str, ...] = tuple(family.code for family in FAMILIES)
 
 BY_CODE: dict[str, Family] = {family.code: family for family in FAMILIES}
 
+FAMILY_COLOURS: dict[str, str] = {
+    "LLM": "#3B82F6", "LCM": "#8B5CF6", "LAM": "#F97316", "MoE": "#EF4444",
+    "VLM": "#22A35A", "SLM": "#D4A017", "MLM": "#EC4899", "SAM": "#14B8A6",
+}
+"""One colour per family (hex), shared by badges and charts so a family looks the same
+everywhere; mid-tone so it stays readable on light and dark backgrounds."""
+
 
 def family(code: str) -> Family:
     """The family with this code (case-insensitive); ``KeyError`` names the valid codes."""

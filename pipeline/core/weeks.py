@@ -68,6 +68,15 @@ def today(zone_name: str = "", now: datetime | None = None) -> date:
     return moment.astimezone(reader_zone(zone_name)).date()
 
 
+NON_BREAKING_HYPHEN = "\u2011"
+
+
+def week_label(week: str) -> str:
+    """``2026-W49`` for headings, with a non-breaking hyphen: a narrow screen wraps the line
+    around the week, never inside it (``2026-`` / ``W49``)."""
+    return week.replace("-", NON_BREAKING_HYPHEN)
+
+
 def week_monday(week: str) -> date:
     """The Monday that starts an ISO week ``YYYY-Www``."""
     year, number = week.split("-W")

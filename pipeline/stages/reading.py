@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 
 from pipeline.core.families import CODES as FAMILY_CODES
 from pipeline.core.settings import Settings
-from pipeline.core.weeks import current_week
+from pipeline.core.weeks import current_week, week_of
 from storage import reading as store
 from storage.families import families_for
 from storage.search_index import refresh_search_index
@@ -41,6 +41,9 @@ class Candidate:
 
     embedding: np.ndarray | None = field(default=None, compare=False)
     """Its stored unit-length embedding, when there is one."""
+
+    listed_date: str | None = None
+    """The day arXiv listed it (``YYYY-MM-DD``), when known: "newly listed" only this week."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def _stack(vectors: list[np.ndarray]) -> np.ndarray | None:
 
 
 def propose(candidates: list[Candidate], neglected: list[str],
-            liked: list[np.ndarray] = (), disliked: list[np.ndarray] = ()) -> Proposal | None:
+            liked: list[np.ndarray] = (), disliked: list[np.ndarray] = (),
+            this_week: str | None = None) -> Proposal | None:
     """Choose the week's paper: the most neglected family counts most, then taste (like the
     papers rated well, unlike the dismissed), then the queue's order (or recency)."""
     if not candidates:
@@ -105,11 +109,26 @@ def propose(candidates: list[Candidate], neglected: list[str],
     best = scored[0][1]
     runners = tuple(candidate.arxiv_id for _, candidate in scored[1:3])
     return Proposal(best.arxiv_id, runners, _reason(best, neglected, liked_matrix,
-                                                    disliked_matrix, scored[0][0]))
+                                                    disliked_matrix, scored[0][0], this_week))
 
 
-def _reason(best: Candidate, neglected: list[str], liked, disliked, position: int) -> str:
-    parts = ["from your queue" if best.source == "queue" else "newly listed"]
+def _origin(best: Candidate, this_week: str | None) -> str:
+    """Where the paper comes from, in words: "newly listed" only for this week's listings."""
+    if best.source == "queue":
+        return "from your queue"
+    listed = str(best.listed_date or "")[:10]
+    try:
+        if this_week and week_of(date.fromisoformat(listed)) == this_week:
+            return "newly listed"
+    except ValueError:
+        listed = ""
+    return f"among the newest papers stored (listed {listed})" if listed \
+        else "among the newest papers stored"
+
+
+def _reason(best: Candidate, neglected: list[str], liked, disliked, position: int,
+            this_week: str | None = None) -> str:
+    parts = [_origin(best, this_week)]
     touched = [code for code in neglected if code in best.labels]
     if touched:
         place = neglected.index(touched[0])
@@ -144,10 +163,12 @@ def propose_for(settings: Settings) -> Proposal | None:
                                              .get("labels", ()))) for row in history]
     candidates = [Candidate(row["arxiv_id"], row["title"],
                             tuple(families.get(row["arxiv_id"], {}).get("labels", ())),
-                            row["source"], vectors.get(row["arxiv_id"])) for row in rows]
+                            row["source"], vectors.get(row["arxiv_id"]),
+                            row.get("listed_date")) for row in rows]
     return propose(candidates, neglect_order(read_labels),
                    [vectors[i] for i in taste["liked"] if i in vectors],
-                   [vectors[i] for i in taste["disliked"] if i in vectors])
+                   [vectors[i] for i in taste["disliked"] if i in vectors],
+                   current_week(settings.timezone))
 
 
 def ensure_pick(settings: Settings, now: datetime | None = None) -> dict | None:
@@ -156,7 +177,7 @@ def ensure_pick(settings: Settings, now: datetime | None = None) -> dict | None:
     week = current_week(settings.timezone, now)
     pick = store.get_pick(settings.db_path, week)
     if pick is not None:
-        return pick
+        return _queue_first(settings, week, pick)
     # The proposal runs with no connection open (it may read embeddings in bulk).
     proposal = propose_for(settings)
     if proposal is None:
@@ -165,6 +186,51 @@ def ensure_pick(settings: Settings, now: datetime | None = None) -> dict | None:
                      list(proposal.runners_up), replace=False)
     log.info("proposed %s for %s", proposal.arxiv_id, week)
     return store.get_pick(settings.db_path, week)
+
+
+def _queue_first(settings: Settings, week: str, pick: dict) -> dict:
+    """A pick Octet proposed and the reader has not started gives way to the paper the
+    reader put first in the queue after it was proposed."""
+    if pick["chosen_by"] != "octet" or pick["status"] != "pick" or pick["started_at"]:
+        return pick
+    first = store.queue_top_after_pick(settings.db_path, week)
+    if first is None or first == pick["arxiv_id"]:
+        return pick
+    queue = [row["arxiv_id"] for row in store.queue_list(settings.db_path)]
+    store.set_pick(settings.db_path, week, first, "octet", QUEUE_FIRST_REASON,
+                   [pick["arxiv_id"], *[i for i in queue if i != first][:1]])
+    log.info("%s first in the queue: it replaces the proposal %s for %s", first,
+             pick["arxiv_id"], week)
+    return store.get_pick(settings.db_path, week)
+
+
+QUEUE_FIRST_REASON = ("First in your queue; it replaced Octet's proposal, which you had not "
+                      "started.")
+"""The reason a pick gets when the reader's queue replaced the proposal."""
+
+
+class PickRefused(ValueError):
+    """The paper cannot be this week's pick; the message says why and what to do."""
+
+
+def choose_pick(settings: Settings, arxiv_id: str, now: datetime | None = None) -> str:
+    """Make a paper this week's pick by the reader's choice (``octet pick ID`` and the
+    app's *Read this week*): the earlier pick goes back to the queue or the inbox. Refused
+    with ``PickRefused`` when this week's paper is read already or the paper was read.
+    Returns one sentence saying what happened."""
+    week = current_week(settings.timezone, now)
+    pick = store.get_pick(settings.db_path, week)
+    if pick is not None and pick["arxiv_id"] == arxiv_id and pick["status"] == "pick":
+        return f"{arxiv_id} is already this week's paper."
+    if pick is not None and pick["status"] == "read":
+        raise PickRefused(f"this week's paper ({pick['arxiv_id']}) is read already; queue "
+                          f"{arxiv_id} for next week instead")
+    state = store.reading_of(settings.db_path, arxiv_id)
+    if state is not None and state["state"] == "read":
+        raise PickRefused(f"{arxiv_id} was read on {state['read_on'] or 'an earlier week'}; "
+                          "choose a paper you have not read")
+    store.set_pick(settings.db_path, week, arxiv_id, "reader", "chosen by you")
+    return f"{arxiv_id} is this week's paper ({week})."
 
 
 def run_stage(settings: Settings, report: dict) -> dict:

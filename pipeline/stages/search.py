@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.search import BrowseFilter, find_hybrid, find_nearest, search_words
+from storage.search import (RELATED_MIN_SCORE, BrowseFilter, SearchPage, find_hybrid,
+                            find_nearest, has_vectors, search_page, search_words)
 
 
 @lru_cache(maxsize=64)
@@ -46,3 +47,14 @@ def find_hybrid_text(db_path: Path, wanted: BrowseFilter) -> tuple[list[dict], i
     already listed (see ``storage.search.find_hybrid``); and the keyword total."""
     vector = encode_query(wanted.text) if search_words(wanted.text) else None
     return find_hybrid(db_path, wanted, vector)
+
+
+def search_text(db_path: Path, wanted: BrowseFilter, semantic: bool = True,
+                related_limit: int = 10, min_score: float = RELATED_MIN_SCORE) -> SearchPage:
+    """What Browse and ``octet search`` show: one page of the papers matching every word
+    and filter, and (with ``semantic``, search words and stored embeddings) the papers
+    related by meaning above the cut-off. The encoder loads only when it is needed."""
+    vector = None
+    if semantic and search_words(wanted.text) and has_vectors(db_path):
+        vector = encode_query(wanted.text)
+    return search_page(db_path, wanted, vector, related_limit, min_score)
