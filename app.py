@@ -48,3 +48,4 @@ if "paper" in st.query_params:
     paper.show(config, st.query_params["paper"])
 else:
     router.run()
+common.warm_search(config.db_path)  # after the page is drawn: the first search is quick

@@ -106,3 +106,17 @@ def test_the_held_index_finds_the_authors_of_papers_stored_meanwhile(settings):
     found = search_page(settings.db_path, BrowseFilter(author="quokka wombat"))
     assert [c["arxiv_id"] for c in found.matches] == ["2699.00001"]
     assert search_page(settings.db_path, BrowseFilter(text="wombatson")).match_total == 1
+
+
+def test_the_app_loads_the_search_index_after_the_first_page(settings):
+    """Issue 15: the first search waited seconds for the index; the app now loads it once
+    the first page is drawn, so the search finds it held."""
+    from storage import search_index
+    from tests.helpers import open_app, store_real_papers
+
+    store_real_papers(settings.db_path, 20)
+    search_index.forget()
+    open_app()
+    held = search_index._held.get(str(settings.db_path.resolve()))
+    assert held is not None and held.snapshot is not None
+    assert held.snapshot.author_words is not None

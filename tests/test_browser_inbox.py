@@ -43,6 +43,12 @@ def _current_title(page) -> str:
     return card.locator("a[href^='?paper=']").first.inner_text().replace("\u2060", "")
 
 
+def _settle(page) -> None:
+    """Wait until the app has finished its rerun (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(300)  # the indicator appears a moment after the key press
+    wait_for(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 15)
+
+
 def _id_of_title(library: dict, title: str) -> str:
     return next(row["arxiv_id"] for row in library["inbox"]
                 if " ".join(row["title"].split()) == title)
@@ -85,29 +91,41 @@ def test_the_ranked_inbox_in_a_real_browser(settings, ranked_app):
         expect(page.get_by_text(" ".join(abstract.split()[:6])).first).to_be_visible()
 
         # Keyboard: J passes the current card, D dismisses the next, U takes it back.
+        _settle(page)  # a key pressed while the page reruns may meet no button
         page.locator("h1").first.click()
         page.keyboard.press("j")
         wait_for(lambda: _id_of_title(library, _current_title(page)) != first, 15)
         second = _id_of_title(library, _current_title(page))
         assert second != first and states_of(db, [first]) == {first: "inbox"}
+        _settle(page)  # a key pressed while the page reruns may meet no button
         page.locator("h1").first.click()
         page.keyboard.press("d")
         assert wait_for(lambda: states_of(db, [second])[second] == "dismissed", 15)
         expect(page.get_by_text("Dismissed “").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "inbox-dismissed.png"), full_page=True)
+        expect(page.locator(".st-key-undo_dismiss button").first).to_be_visible()
+        _settle(page)  # a key pressed while the page reruns may meet no button
         page.locator("h1").first.click()
         page.keyboard.press("u")
         assert wait_for(lambda: states_of(db, [second])[second] == "inbox", 15)
 
-        # A thumb on the current card is stored.
-        current = _id_of_title(library, _current_title(page))
-        # Streamlit names a widget's box st-key-<key>, other characters than [a-zA-Z0-9_-] as "-".
-        page.locator(f'.st-key-dislike_{current.replace(".", "-")} button').first.click()
+        # A thumb on the current card is stored (once the undo's rerun has drawn the cards:
+        # the order is retrained on every rerun, so the current card may change).
+        # The paper taken back is the current card again (read once the rerun has drawn it).
+        assert wait_for(lambda: _id_of_title(library, _current_title(page)) == second, 15)
+        current = second
+        # N: thumb down, the key bound to the current card (a mouse click can land on a
+        # card that the undo's rerun is still moving).
+        _settle(page)  # a key pressed while the page reruns may meet no button
+        page.locator("h1").first.click()
+        page.keyboard.press("n")
         assert wait_for(lambda: reading.thumbs_of(db, [current]) == {current: -1}, 15)
 
-        # Every title opens the paper's page inside the app.
-        link = page.locator(f"a[href='?paper={first}']").first
-        assert link.count() == 1
+        # Every title opens the paper's page inside the app (the current card's, read once
+        # the thumb's rerun has reordered the cards).
+        _settle(page)
+        shown = _id_of_title(library, _current_title(page))
+        assert page.locator(f"a[href='?paper={shown}']").count() >= 1
         page.goto(f"{url}/?paper={first}")
         title = " ".join(next(r for r in library["inbox"] if r["arxiv_id"] == first)["title"].split())
         expect(page.locator("h1").first).to_contain_text(title.split(":")[0].split()[0])

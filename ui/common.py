@@ -378,6 +378,19 @@ def warm_encoder(db_path) -> threading.Thread | None:
         return thread
 
 
+def warm_search(db_path) -> None:
+    """Load the search index (words, authors, embeddings) once the page is drawn, in the
+    page's own thread (a second thread's DuckDB connection would clash with the page's
+    writes), so the first search does not wait seconds for it; later calls only check that
+    the database has not changed."""
+    from storage.search_index import current
+
+    try:
+        current(db_path, words=True, vectors=True)
+    except Exception:  # the search that needs it will load it again and say what failed
+        log.exception("warming the search index failed")
+
+
 def wait_for_encoder() -> None:
     """Wait until a warm-up started by ``warm_encoder`` is done (at once if none runs), so a
     search never loads a second copy of the model."""
