@@ -29,6 +29,7 @@ PAGES = [
             url_path="queue"),
     st.Page("ui/browse.py", title="Browse", icon=":material/search:", url_path="browse"),
     st.Page("ui/progress.py", title="Progress", icon=":material/insights:", url_path="progress"),
+    st.Page("ui/digest.py", title="Digest", icon=":material/mail:", url_path="digest"),
     st.Page("ui/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
 ]
 

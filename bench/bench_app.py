@@ -30,7 +30,7 @@ from bench.common import median_seconds  # noqa: E402
 RUNS = 3
 PAGES = (("This week", "ui/this_week.py"), ("Inbox", "ui/inbox.py"),
          ("Queue", "ui/reading_queue.py"), ("Browse", "ui/browse.py"),
-         ("Progress", "ui/progress.py"), ("Runs", "ui/runs.py"))
+         ("Progress", "ui/progress.py"), ("Digest", "ui/digest.py"), ("Runs", "ui/runs.py"))
 
 
 def load_papers(db_path: Path, rows: list[dict] | None = None) -> tuple[int, float]:

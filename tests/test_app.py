@@ -16,7 +16,7 @@ from tests.helpers import store_embeddings, store_families, store_real_papers
 from ui.common import md_escape
 
 PAGES = ("ui/this_week.py", "ui/inbox.py", "ui/reading_queue.py", "ui/browse.py",
-         "ui/progress.py", "ui/runs.py")
+         "ui/progress.py", "ui/digest.py", "ui/runs.py")
 
 
 def _text(app: AppTest) -> str:

@@ -31,7 +31,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = ("inbox", "queue", "browse", "progress", "runs")
+PAGES = ("inbox", "queue", "browse", "progress", "digest", "runs")
 
 pytestmark = pytest.mark.browser
 

@@ -79,10 +79,10 @@ KNOWN_MISSES = {
     # guidance as language-grounded vision (LAM at about 0.50, threshold 0.39). Strict: when a
     # head gets it right, this marker must go.
     "2503.18746": "the shipped head calls it LAM",
-    # A survey of classifiers for textual hate speech: MLM at 0.363 against a threshold of
-    # 0.36 (it reviews BERT-style classifiers, which are not its contribution).
-    "2504.08609": "the shipped head calls it MLM, just over the threshold",
 }
+# The survey of classifiers for textual hate speech (2504.08609) sits at the MLM threshold
+# (0.3622 against 0.3625 with torch 2.13 / transformers 5.24; 0.363 with earlier wheels): it
+# gets no badge here, but by a hair. A head that moves it further from MLM is welcome.
 
 
 @pytest.mark.parametrize("arxiv_id", [

@@ -1,10 +1,13 @@
 """Runs: what each `octet run` saw and did, so a silent day is never silent. It lists the
-runs of the database the app shows; on the demo it says why the demo is shown."""
+runs of the database the app shows; on the demo it says why the demo is shown. It also says
+when the last weekly digest went out and to whom, as `octet status` does."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from pipeline.core import weeks
+from pipeline.stages import last_digest
 from pipeline.stages.library import demo_reason, home_database
 from storage.runs import recent_runs, run_in_progress
 from ui import common
@@ -16,10 +19,23 @@ if common.is_demo(config):
             f"{common.md_escape(demo_reason(config))}. Your own database is "
             f"{common.code(home_database(config))}; the first `octet run` that stores papers "
             "there switches the app and the commands to it.", icon=":material/science:")
+
+
+def show_last_digest() -> None:
+    """The last digest line (time in the reader's zone; a webhook shown as its host)."""
+    sent = last_digest.last_digest(config.db_path)
+    line = last_digest.status_line(sent, weeks.reader_zone(config.timezone))
+    st.markdown(common.md_escape(line))
+    if sent is None:
+        st.caption("`octet digest --send` sends this week's; `octet schedule install cron "
+                   "--digest \"Mon 08:00\"` sends it every week.")
+
+
 runs = recent_runs(config.db_path, limit=60)
 if not runs:
     st.info("No runs yet. `octet run` fetches the day's listing; `octet schedule install` "
             "runs it every day.")
+    show_last_digest()
     st.stop()
 
 
@@ -53,6 +69,7 @@ def verdict(latest: dict, in_progress: bool) -> tuple[str, str]:
 
 kind, sentence = verdict(runs[0], run_in_progress(config.home))
 getattr(st, kind)(sentence)
+show_last_digest()
 
 table = pd.DataFrame([{
     "started (UTC)": (run.get("started_at") or "")[:16].replace("T", " "),

@@ -14,19 +14,22 @@ import os
 import sys
 from dataclasses import replace
 
-from pipeline.cli import export, families, papers, reading, runs, schedule, search, summaries
+from pipeline.cli import (digest, export, families, feed, papers, reading, runs, schedule,
+                          search, summaries)
 from pipeline.core.errors import (EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
                                   UsageError)
 from pipeline.core.paper import clean_text
 from pipeline.core.settings import load_settings
 from pipeline.stages.library import choose_library, demo_notice
+from pipeline.stages.delivery import DeliveryUnreachable
 from pipeline.stages.sources import ArxivUnreachable
 
-COMMAND_MODULES = (runs, papers, families, summaries, reading, search, export, schedule)
+COMMAND_MODULES = (runs, papers, families, summaries, reading, search, export, digest, feed,
+                   schedule)
 """In the order ``octet --help`` lists their commands."""
 
 READING_COMMANDS = frozenset({"status", "show", "pick", "queue", "done", "export", "label",
-                              "search", "app"})
+                              "search", "app", "digest", "feed"})
 """Commands that look at the reader's library: they use the database the app shows (the
 demo while the reader's own holds no paper; see ``pipeline.stages.library``) and say so
 when it is the demo. Commands that store papers (run, fetch, import) use the reader's own."""
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as error:
         _error(str(error))
         return EXIT_USAGE
-    except ArxivUnreachable as error:
+    except (ArxivUnreachable, DeliveryUnreachable) as error:
         _error(str(error))
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:

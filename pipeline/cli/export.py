@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import tempfile
 from datetime import date
@@ -143,7 +144,7 @@ def import_summary(report: dict) -> list[str]:
 def run_export_bibtex(args, settings) -> int:
     """`octet export bibtex --output FILE`."""
     text, count = export.bibtex(settings, **_selection(args))
-    _emit(text, args.output)
+    emit(text, args.output)
     if args.output != "-":
         print(f"Wrote {count} entries to {args.output}")
     return 0
@@ -152,13 +153,13 @@ def run_export_bibtex(args, settings) -> int:
 def run_export_list(args, settings) -> int:
     """`octet export list --format md|csv|json`."""
     entries = export.select_entries(settings, **_selection(args))
-    _emit(export.reading_list(entries, args.format), args.output)
+    emit(export.reading_list(entries, args.format), args.output)
     if args.output != "-":
         print(f"Wrote {len(entries)} papers to {args.output}")
     return 0
 
 
-def _emit(text: str, output: str) -> None:
+def emit(text: str, output: str) -> None:
     """Print to standard output ('-') or replace the file atomically."""
     if output == "-":
         sys.stdout.write(text)
@@ -170,4 +171,13 @@ def _emit(text: str, output: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".octet-")
     with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
         stream.write(text)
+    # mkstemp makes the file private (0600); the file keeps its mode, a new one gets the
+    # usual one, so a web server can still serve a feed and a notes folder stays shared.
+    os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask())
     os.replace(temporary, path)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(current)
+    return current

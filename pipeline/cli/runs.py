@@ -7,6 +7,8 @@ from dataclasses import replace
 
 from pipeline import job
 from pipeline.cli.papers import ensure_demo, report_of
+from pipeline.core import weeks
+from pipeline.stages import last_digest
 from pipeline.stages.library import choose_library, demo_reason, is_demo_database
 from pipeline.stages.sources import ArxivUnreachable
 from storage import papers, runs
@@ -22,7 +24,8 @@ def register(subparsers) -> None:
                          help="if arXiv cannot be reached, say so and load the demo database")
     command.set_defaults(handler=run)
 
-    command = subparsers.add_parser("status", help="how many papers, and the last run")
+    command = subparsers.add_parser("status", help="how many papers, the last run and the "
+                                    "last digest")
     command.add_argument("--json", action="store_true")
     command.set_defaults(handler=status)
 
@@ -52,18 +55,21 @@ def _demo_instead(error: ArxivUnreachable, settings) -> int:
 
 
 def status(args, settings) -> int:
-    """``octet status``: the database the app shows, its papers and last run, and whether
-    it is the demo (and why)."""
+    """``octet status``: the database the app shows, its papers, last run and last digest,
+    and whether it is the demo (and why)."""
     latest = runs.recent_runs(settings.db_path, limit=1)
     demo = is_demo_database(settings)
+    digest = last_digest.last_digest(settings.db_path)
     result = {"db": str(settings.db_path), "papers": papers.count_papers(settings.db_path),
               "demo": demo, "demo_reason": demo_reason(settings) if demo else None,
-              "last_run": latest[0] if latest else None}
+              "last_run": latest[0] if latest else None,
+              "last_digest": last_digest.as_json(digest)}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
     print(f"{result['papers']} papers in {result['db']}" + (" (DEMO)" if demo else ""))
     print(_last_run_line(result["last_run"]))
+    print(last_digest.status_line(digest, weeks.reader_zone(settings.timezone)))
     return 0
 
 

@@ -7,6 +7,8 @@ where it was given (the flag, the environment variable or the config.toml path).
 """
 from __future__ import annotations
 
+import email.errors
+import email.policy
 import math
 import os
 import re
@@ -119,6 +121,34 @@ class Settings:
     """``off``, or ``recheck``: after classifying, ``octet run`` asks the LLM judge about the
     papers whose head scores are uncertain (``octet classify --backend llm --recheck``)."""
 
+    app_url: str = "http://localhost:8501"
+    """Where the reader opens the app (``octet app``); the digest and the feed link every
+    paper to its page there, ``<app_url>/?paper=ID``."""
+
+    digest_per_family: int = 3
+    """Papers per family in the weekly digest and the feed."""
+
+    smtp_url: str = ""
+    """The mail server for ``octet digest --send``: ``smtp://host:587`` (STARTTLS when the
+    server offers it) or ``smtps://host:465`` (TLS from the start); empty: no e-mail."""
+
+    smtp_user: str = ""
+    """The SMTP login name; empty: send without logging in (a local relay)."""
+
+    smtp_password_env: str = "OCTET_SMTP_PASSWORD"
+    """The name of the environment variable that holds the SMTP password (the password
+    itself is never stored in config.toml or printed)."""
+
+    digest_to: tuple[str, ...] = ()
+    """Who gets the digest by e-mail (``OCTET_DIGEST_TO``, comma-separated addresses)."""
+
+    digest_from: str = ""
+    """The digest's From address; default ``smtp_user`` when it is an address."""
+
+    webhook_url: str = ""
+    """An http(s) URL that receives the digest as JSON (``octet digest --send``); empty:
+    no webhook. Slack, Discord, Feishu or Matrix bridges can post it."""
+
     @property
     def db_path(self) -> Path:
         """The database file this configuration points at."""
@@ -141,7 +171,7 @@ _RANGES = {
     "arxiv_delay": (0, 3600), "http_timeout": (0, 3600), "http_retries": (0, 100),
     "http_retry_budget": (0, 86400), "http_max_bytes": (1024, 16 * 1024 ** 3),
     "lock_max_age": (0, 30 * 86400), "api_batch_size": (1, 2000), "batch_size": (1, 4096),
-    "max_new_tokens": (1, 32768), "openai_concurrency": (1, 256),
+    "max_new_tokens": (1, 32768), "openai_concurrency": (1, 256), "digest_per_family": (1, 20),
 }
 """Allowed ``(lowest, highest)`` of numeric settings; any other number must be at least 0."""
 
@@ -150,6 +180,8 @@ _ABOVE_ZERO = frozenset({"http_timeout", "lock_max_age"})
 
 _CATEGORY = re.compile(r"[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?", re.ASCII)
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+|"
+                      r"[^@\s<>(),;:\"\[\]\\]+@localhost")
 _DEVICE = re.compile(r"auto|cpu|cuda|cuda:\d+|mps", re.ASCII)
 
 
@@ -185,11 +217,19 @@ def _convert(name: str, value, where: str, typed: bool = False):
             _check_toml_type(name, value)
         return _PARSERS[_kind(name)](name, value)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where} {error} (got {_shown(value)}); fix or remove it") from None
+        raise ConfigError(f"{where} {error} (got {_shown(value, name)}); fix or remove it") from None
 
 
-def _shown(value) -> str:
+_SECRET_URLS = frozenset({"webhook_url"})
+"""Settings whose URL carries a secret (Slack and Discord put it in the path): an error
+shows their scheme and host only."""
+
+
+def _shown(value, name: str = "") -> str:
     """The value as the error shows it: quoted, escaped (one line), and not too long."""
+    if name in _SECRET_URLS and isinstance(value, str):
+        parts = urlsplit(value.strip())
+        value = f"{parts.scheme}://{parts.hostname or ''}/…" if parts.scheme else "…"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -201,6 +241,8 @@ def _tuple(name: str, value) -> tuple[str, ...]:
     cleaned = tuple(item.strip() for item in items if item.strip())
     if name == "stages":
         return _stages(cleaned)
+    if name == "digest_to":
+        return tuple(_check_address(item) for item in cleaned)
     if not cleaned:
         raise ValueError("must not be empty")
     if name == "categories":
@@ -284,6 +326,56 @@ def _check_url(text: str) -> str:
     return text
 
 
+def _check_webhook_url(text: str) -> str:
+    if not text:
+        return text
+    parts = urlsplit(_check_url(text))
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("has a bad port; use https://host/path") from None
+    if not parts.hostname:
+        raise ValueError("must name a host: https://host/path")
+    return text
+
+
+def _check_smtp_url(text: str) -> str:
+    if not text:
+        return text
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1 or \
+            parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("must be smtp://host:port or smtps://host:port (the login goes in "
+                         "smtp_user, the password in the variable smtp_password_env names)")
+    return text
+
+
+def _check_address(text: str) -> str:
+    """One e-mail address, bare or with a name: ``me@example.org``, ``Me <me@example.org>``;
+    read as a mail header reads it, so that the mailbox checked is the one mailed."""
+    text = text.strip()
+    _check_text(text)  # a line break in an address would start a header of its own
+    try:
+        header = email.policy.default.header_factory("To", text)
+        addresses, defects = header.addresses, header.defects
+    except (ValueError, TypeError, IndexError):  # e.g. a line break in an encoded word
+        addresses, defects = (), ()
+    serious = [d for d in defects if not isinstance(d, email.errors.ObsoleteHeaderDefect)]
+    mailbox = addresses[0].addr_spec if len(addresses) == 1 else ""
+    if serious or not mailbox.isascii() or not _ADDRESS.fullmatch(mailbox):
+        raise ValueError(f"must be e-mail addresses such as me@example.org or "
+                         f"Me <me@example.org>, not {text!r}")
+    return text
+
+
+def _check_optional_address(text: str) -> str:
+    return _check_address(text) if text else text
+
+
 def _check_summarizer(text: str) -> str:
     if text.lower() not in SUMMARIZERS:
         raise ValueError(f"must be one of {', '.join(SUMMARIZERS)}")
@@ -320,7 +412,9 @@ def _check_variable(text: str) -> str:
 
 _STRING_CHECKS = {"summarizer": _check_summarizer, "device": _check_device,
                   "timezone": _check_timezone, "openai_api_key_env": _check_variable,
-                  "families_judge": _check_families_judge}
+                  "families_judge": _check_families_judge, "smtp_url": _check_smtp_url,
+                  "webhook_url": _check_webhook_url, "smtp_password_env": _check_variable,
+                  "digest_from": _check_optional_address}
 _PARSERS = {"tuple": _tuple, "path": _path, "bool": _bool, "float": _float, "int": _int,
             "str": _str}
 

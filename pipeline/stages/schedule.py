@@ -7,6 +7,10 @@ so the time is converted there, at the latest local time the announcement can ma
 during the year (the US and the local zone change clocks on different dates), so it
 never runs before the announcement.
 
+With ``--digest "Mon 08:00"`` the schedule also sends the weekly digest (``octet digest
+--send``) at that time in the reader's zone: a second crontab line in the same block, or the
+units octet-digest.service and octet-digest.timer.
+
 The external tools are overridable (tests must never touch the reader's real crontab or
 systemd): ``OCTET_CRONTAB`` (the crontab command), ``OCTET_SYSTEMD_DIR`` (where the units
 go) and ``OCTET_SYSTEMCTL`` (the systemctl command; empty skips it).
@@ -14,6 +18,7 @@ go) and ``OCTET_SYSTEMCTL`` (the systemctl command; empty skips it).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,6 +39,10 @@ DEFAULT_DELAY_MINUTES = 30
 DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 BEGIN, END = "# >>> octet schedule >>>", "# <<< octet schedule <<<"
 SERVICE, TIMER = "octet.service", "octet.timer"
+DIGEST_SERVICE, DIGEST_TIMER = "octet-digest.service", "octet-digest.timer"
+UNITS = (TIMER, SERVICE, DIGEST_TIMER, DIGEST_SERVICE)
+DIGEST_FORMAT = 'DAY HH:MM (DAY Mon..Sun, 24-hour time), e.g. --digest "Mon 08:00"'
+FULL_DAY_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 
 
 class ScheduleError(RuntimeError):
@@ -59,8 +68,9 @@ class RunTime:
     """The time zone those are in (an IANA name, or a UTC offset when unnamed)."""
 
     spread_minutes: int
-    """How much earlier than this the announcement + delay falls on some days of the
-    year (the zones change clocks on different dates); 0 when the zones move together."""
+    """How much earlier than this the moment it follows (the announcement + delay, or the
+    digest time in the reader's zone) falls on some days of the year (the zones change
+    clocks on different dates); 0 when the zones move together."""
 
     def clock(self) -> str:
         """``02:30``."""
@@ -75,18 +85,73 @@ def run_time(zone: tzinfo, delay_minutes: int = DEFAULT_DELAY_MINUTES,
              start: date | None = None) -> RunTime:
     """The latest local time, over the coming year, that an announcement plus
     ``delay_minutes`` maps to in ``zone``; and the local weekdays it falls on."""
+    minutes = ANNOUNCEMENT.hour * 60 + ANNOUNCEMENT.minute + delay_minutes
+    return latest_time(ANNOUNCEMENT_DAYS, minutes, ARXIV_ZONE, zone, start)
+
+
+def latest_time(weekdays: tuple[int, ...], minutes: int, source: tzinfo, target: tzinfo,
+                start: date | None = None) -> RunTime:
+    """``minutes`` after midnight on ``weekdays`` (cron numbers) in ``source``, as the latest
+    clock time in ``target`` over the coming year, so a job at that time never runs early."""
     start = start or date.today()
     offsets = []
     for day in (start + timedelta(days=number) for number in range(371)):
-        if cron_weekday(day) not in ANNOUNCEMENT_DAYS:
+        if cron_weekday(day) not in weekdays:
             continue
-        moment = datetime.combine(day, ANNOUNCEMENT, ARXIV_ZONE) + timedelta(minutes=delay_minutes)
-        local = moment.astimezone(zone)
+        # Wall-clock arithmetic: 20:00 + 300 min is 01:00 the next day in ``source``.
+        moment = datetime.combine(day, time(0), source) + timedelta(minutes=minutes)
+        local = moment.astimezone(target)
         offsets.append((local.date() - day).days * 1440 + local.hour * 60 + local.minute)
-    shift, minutes = divmod(max(offsets), 1440)
-    weekdays = tuple(sorted({(day + shift) % 7 for day in ANNOUNCEMENT_DAYS}))
-    return RunTime(hour=minutes // 60, minute=minutes % 60, weekdays=weekdays,
-                   zone=zone_name(zone), spread_minutes=max(offsets) - min(offsets))
+    shift, clock = divmod(max(offsets), 1440)
+    shifted = tuple(sorted({(day + shift) % 7 for day in weekdays}))
+    return RunTime(hour=clock // 60, minute=clock % 60, weekdays=shifted,
+                   zone=zone_name(target), spread_minutes=max(offsets) - min(offsets))
+
+
+@dataclass(frozen=True)
+class DigestTime:
+    """When the weekly digest goes out: a weekday and a clock time in the reader's zone."""
+
+    weekday: int
+    """Cron weekday number (0 = Sunday … 6 = Saturday)."""
+
+    hour: int
+    """Hour of day, 0-23."""
+
+    minute: int
+    """Minute, 0-59."""
+
+    def clock(self) -> str:
+        """``08:00``."""
+        return f"{self.hour:02d}:{self.minute:02d}"
+
+    def text(self) -> str:
+        """``Mon 08:00``, as ``--digest`` takes it."""
+        return f"{DAY_NAMES[self.weekday]} {self.clock()}"
+
+
+_DIGEST_TIME = re.compile(r"([A-Za-z]+)\s+([01]?\d|2[0-3]):([0-5]\d)", re.ASCII)
+
+
+def parse_digest_time(text: str) -> DigestTime:
+    """``--digest "Mon 08:00"`` (English day, 3 letters or in full, any case; 24-hour time);
+    ``ScheduleError`` naming the format otherwise."""
+    match = _DIGEST_TIME.fullmatch(text.strip())
+    day = match[1].lower() if match else ""
+    names = [name[:3] for name in FULL_DAY_NAMES]
+    if day in FULL_DAY_NAMES:
+        day = day[:3]
+    if day not in names:
+        raise ScheduleError(f"--digest {text!r} is not a day and time; use {DIGEST_FORMAT}")
+    return DigestTime(weekday=names.index(day), hour=int(match[2]), minute=int(match[3]))
+
+
+def digest_cron_time(digest: DigestTime, reader: tzinfo, cron_zone: tzinfo,
+                     start: date | None = None) -> RunTime:
+    """The digest time in cron's zone: the latest over the coming year, so the digest never
+    goes out before the reader's time (the weekday shifts with the zones)."""
+    return latest_time((digest.weekday,), digest.hour * 60 + digest.minute, reader, cron_zone,
+                       start)
 
 
 def cron_weekday(day: date) -> int:
@@ -125,6 +190,17 @@ def zone_name(zone: tzinfo) -> str:
 
 def job_command(settings: Settings) -> list[str]:
     """The command the schedule runs: this installation's ``octet run`` on this data dir."""
+    return octet_command(settings) + ["run"]
+
+
+def digest_command(settings: Settings) -> list[str]:
+    """The weekly command: this installation's ``octet digest --send`` on this data dir."""
+    return octet_command(settings) + ["digest", "--send"]
+
+
+def octet_command(settings: Settings) -> list[str]:
+    """This installation's ``octet --home H [--db D]``; ``ScheduleError`` when a folder has
+    a control character."""
     beside = Path(sys.executable).parent / "octet"
     found = str(beside) if beside.is_file() else shutil.which("octet")
     command = [found] if found else [sys.executable, "-m", "pipeline.cli"]
@@ -132,7 +208,7 @@ def job_command(settings: Settings) -> list[str]:
     if settings.db:
         command += ["--db", str(settings.db)]
     _refuse_controls([*command, str(working_directory())])
-    return command + ["run"]
+    return command
 
 
 def _refuse_controls(words: list[str]) -> None:
@@ -150,13 +226,11 @@ def working_directory() -> Path:
 
 
 def cron_block(settings: Settings, cron_zone: tzinfo, reader: tzinfo,
-               delay_minutes: int = DEFAULT_DELAY_MINUTES) -> str:
-    """The crontab lines, between markers that ``remove`` finds again."""
+               delay_minutes: int = DEFAULT_DELAY_MINUTES,
+               digest: DigestTime | None = None) -> str:
+    """The crontab lines, between markers that ``remove`` finds again: the daily run, and
+    the weekly digest when ``digest`` is given."""
     when = run_time(cron_zone, delay_minutes)
-    command = shlex.join(job_command(settings))
-    line = (f"{when.minute} {when.hour} * * {cron_days(when.weekdays)} "
-            + cron_escape(f"out=$(cd {shlex.quote(str(working_directory()))} && {command} 2>&1) "
-                          f"|| echo \"$out\""))
     comments = [
         "# Managed by `octet schedule install cron`; `octet schedule remove` deletes this block.",
         f"# arXiv announces at 20:00 US Eastern, Sun-Thu; Octet runs {delay_minutes} min later:",
@@ -165,7 +239,34 @@ def cron_block(settings: Settings, cron_zone: tzinfo, reader: tzinfo,
         *_spread_line(when),
         "# Output is printed (so cron mails it) only when the run fails.",
     ]
-    return "\n".join([BEGIN, *comments, line, END]) + "\n"
+    lines = [*comments, cron_line(when, job_command(settings))]
+    if digest:
+        lines += _digest_cron_lines(settings, digest, cron_zone, reader)
+    return "\n".join([BEGIN, *lines, END]) + "\n"
+
+
+def cron_line(when: RunTime, command: list[str]) -> str:
+    """One crontab line running ``command`` from the project folder at ``when``; it prints
+    the command's output only when the command fails."""
+    joined = shlex.join(command)
+    return (f"{when.minute} {when.hour} * * {cron_days(when.weekdays)} "
+            + cron_escape(f"out=$(cd {shlex.quote(str(working_directory()))} && {joined} 2>&1) "
+                          f"|| echo \"$out\""))
+
+
+def _digest_cron_lines(settings: Settings, digest: DigestTime, cron_zone: tzinfo,
+                       reader: tzinfo) -> list[str]:
+    when = digest_cron_time(digest, reader, cron_zone)
+    mine = f"{digest.text()} in your time zone, {zone_name(reader)}"
+    where = (f"# That is {when.days()} {when.clock()} in {when.zone} (the zone cron uses)."
+             if when.zone != zone_name(reader) else None)
+    spread = ([f"# For a few weeks a year (the zones change clocks on different dates) it goes "
+               f"out up to {when.spread_minutes} min after {digest.clock()} your time."]
+              if when.spread_minutes else [])
+    return [f"# The weekly digest (`octet digest --send`): {mine}.",
+            *([where] if where else []), *spread,
+            "# Output is printed (so cron mails it) only when sending fails.",
+            cron_line(when, digest_command(settings))]
 
 
 def cron_escape(command: str) -> str:
@@ -193,22 +294,15 @@ def _spread_line(when: RunTime) -> list[str]:
 
 
 def systemd_units(settings: Settings, reader: tzinfo,
-                  delay_minutes: int = DEFAULT_DELAY_MINUTES) -> dict[str, str]:
-    """``{"octet.service": text, "octet.timer": text}`` for a systemd user instance."""
+                  delay_minutes: int = DEFAULT_DELAY_MINUTES,
+                  digest: DigestTime | None = None) -> dict[str, str]:
+    """``{"octet.service": text, "octet.timer": text}`` for a systemd user instance, and
+    octet-digest.service and octet-digest.timer when ``digest`` is given."""
     shift, minutes = divmod(ANNOUNCEMENT.hour * 60 + delay_minutes, 1440)
     days = tuple((day + shift) % 7 for day in ANNOUNCEMENT_DAYS)
     mine = run_time(reader, delay_minutes)
-    service = "\n".join([
-        "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
-        "[Unit]",
-        "Description=Octet: fetch and process the latest arXiv announcement",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        f"WorkingDirectory={str(working_directory()).replace('%', '%%')}",
-        "ExecStart=" + systemd_command(job_command(settings)),
-        "Nice=10",
-        ""])
+    service = _service_unit("Octet: fetch and process the latest arXiv announcement",
+                            job_command(settings))
     timer = "\n".join([
         "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
         f"# arXiv announces at 20:00 US Eastern, Sun-Thu; this runs {delay_minutes} min later,",
@@ -216,16 +310,57 @@ def systemd_units(settings: Settings, reader: tzinfo,
         "[Unit]",
         "Description=Run Octet after each arXiv announcement",
         "",
+        *_timer_section(f"{systemd_days(days)} *-*-* {minutes // 60:02d}:{minutes % 60:02d}:00 "
+                        f"{ARXIV_ZONE_NAME}")])
+    units = {SERVICE: service, TIMER: timer}
+    if digest:
+        units.update(_digest_units(settings, reader, digest))
+    return units
+
+
+def _service_unit(description: str, command: list[str]) -> str:
+    return "\n".join([
+        "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
+        "[Unit]",
+        f"Description={description}",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"WorkingDirectory={str(working_directory()).replace('%', '%%')}",
+        "ExecStart=" + systemd_command(command),
+        "Nice=10",
+        ""])
+
+
+def _timer_section(calendar: str) -> list[str]:
+    return [
         "[Timer]",
-        f"OnCalendar={systemd_days(days)} *-*-* {minutes // 60:02d}:{minutes % 60:02d}:00 "
-        f"{ARXIV_ZONE_NAME}",
+        f"OnCalendar={calendar}",
         "# Catch up at the next boot or login when the machine was off at that time.",
         "Persistent=true",
         "",
         "[Install]",
         "WantedBy=timers.target",
-        ""])
-    return {SERVICE: service, TIMER: timer}
+        ""]
+
+
+def _digest_units(settings: Settings, reader: tzinfo, digest: DigestTime) -> dict[str, str]:
+    """octet-digest.service and .timer. The timer names the reader's zone; a zone without an
+    IANA name is the machine's own (``reader_zone``), which systemd uses when none is given."""
+    named = getattr(reader, "key", None)
+    calendar = (f"{systemd_days((digest.weekday,))} *-*-* {digest.clock()}:00"
+                + (f" {named}" if named else ""))
+    timer = "\n".join([
+        "# Managed by `octet schedule install systemd`; `octet schedule remove` deletes it.",
+        f"# The weekly digest (`octet digest --send`): {digest.text()} in your time zone "
+        f"({zone_name(reader)}).",
+        "[Unit]",
+        "Description=Send Octet's weekly digest",
+        "",
+        *_timer_section(calendar)])
+    service = _service_unit("Octet: send the weekly digest (e-mail, webhook)",
+                            digest_command(settings))
+    return {DIGEST_SERVICE: service, DIGEST_TIMER: timer}
 
 
 def systemd_days(weekdays: tuple[int, ...]) -> str:
@@ -333,19 +468,24 @@ def install_cron(block: str, dry_run: bool) -> dict:
 
 
 def install_systemd(units: dict[str, str], dry_run: bool) -> dict:
-    """Write the units and enable the timer with ``systemctl --user``."""
+    """Write the units and enable their timers with ``systemctl --user``; digest units left
+    from an earlier install that ``units`` no longer has are disabled and removed."""
     folder = systemd_dir()
     systemctl = systemctl_command()
-    commands = [["daemon-reload"], ["enable", "--now", TIMER]]
+    stale = [folder / name for name in (DIGEST_TIMER, DIGEST_SERVICE)
+             if name not in units and (folder / name).is_file()]
+    timers = [name for name in units if name.endswith(".timer")]
+    commands = [["daemon-reload"], ["enable", "--now", *timers]]
     planned = [(systemctl or ["systemctl"]) + ["--user", *args] for args in commands]
     report = {"kind": "systemd", "dry_run": dry_run, "folder": str(folder),
               "files": [str(folder / name) for name in units], "commands": planned,
-              "ran": []}
+              "timers": timers, "stale": [str(path) for path in stale], "ran": []}
     if dry_run:
         return report
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in units.items():
         (folder / name).write_text(text, encoding="utf-8")
+    _drop_units(stale, systemctl)
     if systemctl is None:
         return report
     for command in planned:
@@ -387,19 +527,25 @@ def _remove_cron(dry_run: bool, required: bool) -> bool:
 
 
 def _remove_systemd(dry_run: bool) -> list[str]:
-    """The unit files removed (or that would be)."""
+    """The unit files removed (or that would be): the daily ones and the digest's."""
     folder = systemd_dir()
-    present = [folder / name for name in (TIMER, SERVICE) if (folder / name).is_file()]
+    present = [folder / name for name in UNITS if (folder / name).is_file()]
     if not present or dry_run:
         return [str(path) for path in present]
     systemctl = systemctl_command()
-    if systemctl:  # failing to stop a timer that is not running is fine
-        _try(systemctl + ["--user", "disable", "--now", TIMER])
-    for path in present:
-        path.unlink()
+    _drop_units(present, systemctl)
     if systemctl:
         _try(systemctl + ["--user", "daemon-reload"])
     return [str(path) for path in present]
+
+
+def _drop_units(paths: list[Path], systemctl: list[str] | None) -> None:
+    """Stop and disable the timers among ``paths``, then delete the files."""
+    timers = [path.name for path in paths if path.name.endswith(".timer")]
+    if systemctl and timers:  # failing to stop a timer that is not running is fine
+        _try(systemctl + ["--user", "disable", "--now", *timers])
+    for path in paths:
+        path.unlink()
 
 
 def _try(command: list[str]) -> None:
