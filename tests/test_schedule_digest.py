@@ -15,11 +15,11 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.core import weeks
-from pipeline.core.settings import Settings, load_settings
+from pipeline.core.settings import Settings
 from pipeline.stages import schedule
-from tests.test_hardening_input_schedule import (PATHS, cron_shell_command, install,
-                                                 systemd_words)
-from tests.test_schedule import FAKE_CRONTAB, FAKE_SYSTEMCTL
+from tests.test_hardening_input_schedule import (PATHS, cron_shell_command, systemd_words)
+from tests.test_hardening_input_schedule import odd_installation  # noqa: F401 (a fixture)
+from tests.test_schedule import FAKE_CRONTAB, fake_systemd  # noqa: F401 (a fixture)
 
 START = date(2026, 1, 1)
 MONDAY_8 = schedule.DigestTime(weekday=1, hour=8, minute=0)
@@ -175,18 +175,8 @@ def test_no_note_when_the_digest_has_somewhere_to_go(settings, fake_crontab, cap
 
 # ---- hostile data folders --------------------------------------------------------------------
 
-@pytest.fixture
-def odd_installation(tmp_path, monkeypatch, request):
-    """An installation whose executable, working folder and data folder have an odd name."""
-    odd = tmp_path / request.param
-    install(odd, monkeypatch)
-    settings = load_settings({"home": str(odd / "home"), "db": str(odd / "db" / "x.duckdb")},
-                             environ={})
-    return odd, settings
-
-
 @pytest.mark.parametrize("odd_installation", PATHS["names"], indirect=True, ids=repr)
-def test_digest_line_sends_on_exactly_that_folder(odd_installation, tmp_path):
+def test_digest_line_sends_on_exactly_that_folder(odd_installation, tmp_path):  # noqa: F811
     odd, settings = odd_installation
     block = schedule.cron_block(settings, ZoneInfo("UTC"), ZoneInfo("Asia/Tokyo"), digest=MONDAY_8)
     lines = command_lines(block)
@@ -220,17 +210,6 @@ def test_a_control_character_in_home_is_refused_with_the_digest_too(tmp_path, ca
 
 
 # ---- systemd ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def fake_systemd(tmp_path, monkeypatch) -> Path:
-    script = tmp_path / "bin" / "systemctl"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(FAKE_SYSTEMCTL)
-    script.chmod(0o755)
-    monkeypatch.setenv("OCTET_SYSTEMCTL", str(script))
-    monkeypatch.setenv("OCTET_SYSTEMD_DIR", str(tmp_path / "units"))
-    return tmp_path
-
 
 def calendar_of(timer: str) -> str:
     return re.search(r"^OnCalendar=(.*)$", timer, re.MULTILINE).group(1)
@@ -284,7 +263,8 @@ def test_systemd_accepts_the_digest_units_and_fires_monday_8_berlin(settings, tm
         assert (berlin.weekday(), berlin.hour, berlin.minute) == (0, 8, 0)
 
 
-def test_install_reinstall_and_remove_systemd_with_the_digest(settings, fake_systemd, capsys):
+def test_install_reinstall_and_remove_systemd_with_the_digest(settings, fake_systemd,  # noqa: F811
+                                                              capsys):
     units, log = fake_systemd / "units", fake_systemd / "bin" / "systemctl.log"
     assert main(["schedule", "install", "systemd", "--digest", "Mon 08:00", "--dry-run"]) == 0
     assert "enable --now octet.timer octet-digest.timer" in capsys.readouterr().out
