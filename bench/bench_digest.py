@@ -12,6 +12,7 @@ same papers, the Inbox's ranking, which the digest must do anyway.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ def _library(home: Path) -> Path:
 
 
 def _smtp_send(settings, digest) -> float:
-    """Seconds to mail the digest to a local aiosmtpd server (None without aiosmtpd)."""
+    """Median seconds to mail the digest to a local aiosmtpd server."""
     from dataclasses import replace
 
     from aiosmtpd.controller import Controller
@@ -46,10 +47,12 @@ def _smtp_send(settings, digest) -> float:
 
     from pipeline.stages.delivery import send_email
 
-    controller = Controller(Sink(), hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:  # aiosmtpd needs a port named up front
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        port = controller.server.sockets[0].getsockname()[1]
         mail = replace(settings, smtp_url=f"smtp://127.0.0.1:{port}", digest_to=("me@example.org",),
                        digest_from="octet@example.org")
         return median_seconds(lambda: send_email(mail, digest, force=True), 5)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pipeline.stages.digest import build_digest
 from pipeline.stages.digest_format import to_html, to_markdown
 from ui import common, digest_view
 
 config = common.settings()
 st.title("Digest")
-digest = build_digest(config)
+digest = digest_view.digest_of(config)
 st.caption(f"Week {common.md_escape(digest.week)}: what `octet digest` writes and "
            "`octet digest --send` mails and posts.")
 html = to_html(digest)
