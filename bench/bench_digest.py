@@ -89,7 +89,7 @@ def _window(settings):
     from datetime import datetime, timezone
 
     week = weeks.current_week(settings.timezone)
-    return window_start(settings, week), window_end(week, datetime.now(timezone.utc))
+    return window_start(settings, week), window_end(settings, week, datetime.now(timezone.utc))
 
 
 def _feed_time(settings) -> float | None:

@@ -20,7 +20,7 @@ from pipeline.core import weeks
 from pipeline.core.families import CODES
 from pipeline.core.paper import Paper, abs_url, find_control
 from pipeline.core.settings import load_settings
-from pipeline.stages.digest import TITLE_CHARS, build_digest, cut, paper_app_url
+from pipeline.stages.digest import TITLE_CHARS, build_digest, cut, paper_app_url, window_end
 from pipeline.stages.digest_format import DISCORD_CHARS, WORD_JOINER, render, to_payload
 from pipeline.stages.ranking import rank
 from storage import digests, reading
@@ -144,7 +144,8 @@ def test_the_window_starts_at_the_last_digest_of_an_earlier_week(settings, libra
     week = this_week(settings)
     monday = weeks.week_monday(weeks.previous_week(week))
     first = build_digest(settings)
-    assert first.since == datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+    midnight = datetime.combine(monday, datetime.min.time(), weeks.reader_zone(settings.timezone))
+    assert first.since == midnight
     digests.record_send(settings.db_path, week, "email", "me@example.org")
     assert build_digest(settings).since == first.since  # this week's own send moves nothing
     digests.record_send(settings.db_path, weeks.previous_week(week), "email", "me@example.org")
@@ -157,6 +158,18 @@ def test_the_window_starts_at_the_last_digest_of_an_earlier_week(settings, libra
     assert later.fresh and later.arrived == 6 and later.since == sent_at
     assert [(s.code, s.arrived) for s in later.sections] == [("SAM", 6)]
     assert {p.arxiv_id for p in later.sections[0].papers} <= {p.arxiv_id for p in new}
+
+
+def test_the_window_follows_the_readers_midnight(settings, library):
+    """A reader in Tokyo: the first digest covers from last week's Monday 00:00 in Tokyo
+    (Sunday 15:00 UTC), and a past week ends at its next Monday 00:00 in Tokyo."""
+    tokyo = replace(settings, timezone="Asia/Tokyo")
+    week = this_week(tokyo)
+    monday = weeks.week_monday(weeks.previous_week(week))
+    sunday_utc = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc) - timedelta(hours=9)
+    assert build_digest(tokyo).since == sunday_utc
+    end = window_end(tokyo, weeks.previous_week(week), datetime.now(timezone.utc))
+    assert end == sunday_utc + timedelta(days=7)
 
 
 def test_streak_coverage_and_next_family_after_reads(settings, library):

@@ -12,7 +12,7 @@ text, cut to a size a message can carry; each format escapes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote
 
 from pipeline.core import weeks
@@ -192,8 +192,9 @@ def build_digest(settings: Settings, week: str | None = None,
     week = week or this_week
     db_path = settings.db_path
     pick = ensure_pick(settings, now) if week == this_week else reading.get_pick(db_path, week)
-    since = window_start(settings, week)
-    window = digests.arrivals(db_path, since, window_end(week, now))
+    # Shown as a date in the reader's zone; the same instant either way.
+    since = window_start(settings, week).astimezone(weeks.reader_zone(settings.timezone))
+    window = digests.arrivals(db_path, since, window_end(settings, week, now))
     shown = {pick["arxiv_id"]} if pick else set()
     runner_ids = _runner_ids(settings, pick, shown)
     sections = _sections(settings, window["ids"], shown | set(runner_ids))
@@ -217,18 +218,24 @@ def _pick_paper(pick: dict | None, papers: dict[str, DigestPaper]) -> DigestPape
 
 
 def window_start(settings: Settings, week: str) -> datetime:
-    """Since the last digest of an earlier week went out; else a week before the Monday."""
+    """Since the last digest of an earlier week went out; else since the Monday a week
+    before ``week``'s, at midnight in the reader's zone."""
     last = digests.previous_digest_at(settings.db_path, week)
     if last is not None:
         return last
-    monday = weeks.week_monday(week) - timedelta(days=7)
-    return datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+    return _midnight(weeks.week_monday(week) - timedelta(days=7), settings.timezone)
 
 
-def window_end(week: str, now: datetime) -> datetime:
-    sunday = weeks.week_monday(week) + timedelta(days=7)
-    end = datetime(sunday.year, sunday.month, sunday.day, tzinfo=timezone.utc)
+def window_end(settings: Settings, week: str, now: datetime) -> datetime:
+    """The end of ``week`` (the next Monday, midnight in the reader's zone), or now."""
+    end = _midnight(weeks.week_monday(week) + timedelta(days=7), settings.timezone)
     return min(end, now + timedelta(seconds=1))
+
+
+def _midnight(day: date, zone_name: str) -> datetime:
+    """The day's start in the reader's zone, in UTC."""
+    start = datetime.combine(day, time(0), weeks.reader_zone(zone_name))
+    return start.astimezone(timezone.utc)
 
 
 def _runner_ids(settings: Settings, pick: dict | None, shown: set[str]) -> list[str]:
