@@ -3,8 +3,8 @@
 Each concept registers its own subcommands from ``pipeline/cli/<concept>.py`` (a
 ``register(subparsers)`` function); handlers take ``(args, settings)`` and return an exit
 code. Errors become one sentence that names the fix; the exit codes are in
-``pipeline.core.errors`` (0 done, 1 unexpected, 2 usage or configuration, 3 arXiv
-unreachable).
+``pipeline.core.errors`` (0 done, 1 unexpected, 2 usage or configuration, 3 arXiv,
+the mail server or the webhook unreachable).
 """
 from __future__ import annotations
 

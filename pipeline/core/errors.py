@@ -2,7 +2,8 @@
 
 Exit codes mean something to cron (it mails only on non-zero):
   0 done (also: nothing announced today), 1 anything unexpected,
-  2 bad usage or configuration, 3 arXiv unreachable after retries.
+  2 bad usage or configuration, 3 arXiv (or, for ``octet digest --send``, the mail server
+  or the webhook) unreachable after retries.
 """
 from __future__ import annotations
 
