@@ -63,15 +63,16 @@ def _smtp_send(settings, digest) -> float:
 def main() -> str:
     from pipeline.core.settings import load_settings
     from pipeline.stages import digest_format
-    from pipeline.stages.digest import build_digest
+    from pipeline.stages.digest import ARRIVALS, build_digest
     from pipeline.stages.ranking import rank
-    from storage import digests
+    from storage import reading
 
     started = time.perf_counter()
     db_path = _library(Path(tempfile.mkdtemp(prefix="octet-bench-digest-")))
     setup = time.perf_counter() - started
     settings = load_settings()
-    ids = digests.arrivals(db_path, *_window(settings))["ids"]
+    start, end = _window(settings)
+    ids = reading.inbox_candidates(db_path, start, ARRIVALS, end)["ids"]
     baseline = median_seconds(lambda: rank(db_path, ids, "for you"))
     build = median_seconds(lambda: build_digest(settings))
     digest = build_digest(settings)

@@ -1,4 +1,4 @@
-"""The digests that went out (table ``digest_sends``), and the papers a digest covers.
+"""The digests that went out (table ``digest_sends``).
 
 A send is recorded only once the server took the message, so a digest that failed is
 never counted as sent; the once-per-week rule and the "last digest" lines of ``octet
@@ -50,22 +50,3 @@ def previous_digest_at(db_path: Path, week: str) -> datetime | None:
                           [week]).fetchone()
     return row[0] if row else None
 
-
-def arrivals(db_path: Path, start: datetime, end: datetime, limit: int = 20000) -> dict:
-    """The untriaged papers Octet first stored in ``[start, end)``: ``{"ids": [...] (newest
-    first, at most limit), "total": N, "new": True}``; when none arrived then, the
-    untriaged papers of the newest listing day with ``"new": False`` (as the Inbox does)."""
-    untouched = "p.arxiv_id NOT IN (SELECT arxiv_id FROM reading)"
-    with connect(db_path, read_only=True) as con:
-        where, params, new = "p.first_seen >= ? AND p.first_seen < ?", [start, end], True
-        total = con.execute(f"SELECT count(*) FROM papers p WHERE {where} AND {untouched}",
-                            params).fetchone()[0]
-        if total == 0:
-            where, params, new = "p.listed_date = (SELECT max(listed_date) FROM papers)", [], False
-            total = con.execute(f"SELECT count(*) FROM papers p WHERE {where} AND {untouched}",
-                                params).fetchone()[0]
-        rows = con.execute(f"""
-            SELECT p.arxiv_id FROM papers p WHERE {where} AND {untouched}
-            ORDER BY p.listed_date DESC NULLS LAST, p.arxiv_id DESC LIMIT ?""",
-                           params + [limit]).fetchall()
-    return {"ids": [row[0] for row in rows], "total": total, "new": new}

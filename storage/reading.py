@@ -467,13 +467,17 @@ def _in_order(by_id: dict[str, dict], arxiv_ids: list[str]) -> list[dict]:
     return [by_id[arxiv_id] for arxiv_id in arxiv_ids if arxiv_id in by_id]
 
 
-def inbox_candidates(db_path: Path, since: datetime | None, limit: int = 3000) -> dict:
-    """What the Inbox ranks: the untouched papers first seen after ``since`` or, when none
-    arrived since (or on a first visit), the untouched papers of the newest listing day.
+def inbox_candidates(db_path: Path, since: datetime | None, limit: int = 3000,
+                     until: datetime | None = None) -> dict:
+    """What the Inbox ranks (and the digest's family sections): the untouched papers first
+    seen after ``since`` (and before ``until``, when given) or, when none arrived then (or
+    on a first visit), the untouched papers of the newest listing day.
     Returns ``{"ids": [...] (newest first, at most limit), "total": N, "new": bool}``
     where ``new`` says the papers arrived since ``since``."""
     with connect(db_path, read_only=True) as con:
         where, params, new = ("p.first_seen > ?", [since], True) if since else ("FALSE", [], False)
+        if since and until:
+            where, params = where + " AND p.first_seen < ?", params + [until]
         total = _inbox_count(con, where, params)
         if total == 0:
             where, params, new = ("p.listed_date = (SELECT max(listed_date) FROM papers)", [], False)

@@ -25,3 +25,43 @@ def settings(octet_home):
     from pipeline.core.settings import load_settings
 
     return load_settings()
+
+
+# ---- the schedule's stand-ins for crontab and systemctl (tests never touch the real ones) ---
+
+@pytest.fixture
+def fake_crontab(tmp_path, monkeypatch) -> Path:
+    from tests.test_schedule import FAKE_CRONTAB
+
+    script = tmp_path / "bin" / "crontab"
+    script.parent.mkdir()
+    script.write_text(FAKE_CRONTAB)
+    script.chmod(0o755)
+    monkeypatch.setenv("OCTET_CRONTAB", str(script))
+    return script.parent / "crontab.txt"
+
+
+@pytest.fixture
+def fake_systemd(tmp_path, monkeypatch) -> Path:
+    from tests.test_schedule import FAKE_SYSTEMCTL
+
+    script = tmp_path / "bin" / "systemctl"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(FAKE_SYSTEMCTL)
+    script.chmod(0o755)
+    monkeypatch.setenv("OCTET_SYSTEMCTL", str(script))
+    monkeypatch.setenv("OCTET_SYSTEMD_DIR", str(tmp_path / "units"))
+    return tmp_path
+
+
+@pytest.fixture
+def odd_installation(tmp_path, monkeypatch, request):
+    """An installation whose executable, working folder and data folder have an odd name."""
+    from pipeline.core.settings import load_settings
+    from tests.test_hardening_input_schedule import install
+
+    odd = tmp_path / request.param
+    install(odd, monkeypatch)
+    settings = load_settings({"home": str(odd / "home"), "db": str(odd / "db" / "x.duckdb")},
+                             environ={})
+    return odd, settings

@@ -111,7 +111,7 @@ def test_runners_up_come_from_the_queue_when_the_reader_chose_the_pick(settings,
 
 def test_family_sections_follow_the_inbox_order_and_show_each_paper_once(settings, library):
     digest = build_digest(settings)
-    window = digests.arrivals(settings.db_path, digest.since, datetime.now(timezone.utc))
+    window = reading.inbox_candidates(settings.db_path, digest.since, 20000, datetime.now(timezone.utc))
     assert digest.fresh and digest.arrived == window["total"] == len(window["ids"]) > 100
     labels = {i: r["labels"] for i, r in families_for(settings.db_path, window["ids"]).items()}
     shown = {digest.pick.arxiv_id, *(p.arxiv_id for p in digest.runners_up)}

@@ -76,16 +76,6 @@ def install(folder: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def odd_installation(tmp_path, monkeypatch, request):
-    """An installation whose executable, working folder and data folder have an odd name."""
-    odd = tmp_path / request.param
-    install(odd, monkeypatch)
-    settings = load_settings({"home": str(odd / "home"), "db": str(odd / "db" / "x.duckdb")},
-                             environ={})
-    return odd, settings
-
-
-@pytest.fixture
 def odd_data(tmp_path, monkeypatch, request):
     """A plain installation whose working folder and data folder have an odd name."""
     odd = tmp_path / request.param

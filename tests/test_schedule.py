@@ -6,7 +6,6 @@ import shlex
 import shutil
 import subprocess
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -80,16 +79,6 @@ def test_known_zones():
 
 # ---- cron ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def fake_crontab(tmp_path, monkeypatch) -> Path:
-    script = tmp_path / "bin" / "crontab"
-    script.parent.mkdir()
-    script.write_text(FAKE_CRONTAB)
-    script.chmod(0o755)
-    monkeypatch.setenv("OCTET_CRONTAB", str(script))
-    return script.parent / "crontab.txt"
-
-
 def cron_line(block: str) -> str:
     return next(line for line in block.splitlines() if line and not line.startswith("#"))
 
@@ -145,17 +134,6 @@ def test_missing_crontab_names_the_fix(settings, monkeypatch, tmp_path, capsys):
 
 
 # ---- systemd ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def fake_systemd(tmp_path, monkeypatch) -> Path:
-    script = tmp_path / "bin" / "systemctl"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(FAKE_SYSTEMCTL)
-    script.chmod(0o755)
-    monkeypatch.setenv("OCTET_SYSTEMCTL", str(script))
-    monkeypatch.setenv("OCTET_SYSTEMD_DIR", str(tmp_path / "units"))
-    return tmp_path
-
 
 def test_units_use_arxiv_time_and_this_installation(settings):
     units = schedule.systemd_units(settings, ZoneInfo("Europe/Berlin"))

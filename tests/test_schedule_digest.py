@@ -8,7 +8,6 @@ import shlex
 import shutil
 import subprocess
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +17,6 @@ from pipeline.core import weeks
 from pipeline.core.settings import Settings
 from pipeline.stages import schedule
 from tests.test_hardening_input_schedule import (PATHS, cron_shell_command, systemd_words)
-from tests.test_hardening_input_schedule import odd_installation  # noqa: F401 (a fixture)
-from tests.test_schedule import FAKE_CRONTAB, fake_systemd  # noqa: F401 (a fixture)
 
 START = date(2026, 1, 1)
 MONDAY_8 = schedule.DigestTime(weekday=1, hour=8, minute=0)
@@ -88,16 +85,6 @@ def test_the_digest_goes_out_once_a_week_never_before_the_reader_time(reader_nam
 
 
 # ---- cron ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def fake_crontab(tmp_path, monkeypatch) -> Path:
-    script = tmp_path / "bin" / "crontab"
-    script.parent.mkdir()
-    script.write_text(FAKE_CRONTAB)
-    script.chmod(0o755)
-    monkeypatch.setenv("OCTET_CRONTAB", str(script))
-    return script.parent / "crontab.txt"
-
 
 def test_cron_block_with_the_digest_in_tokyo_for_a_utc_cron(settings):
     block = schedule.cron_block(settings, ZoneInfo("UTC"), ZoneInfo("Asia/Tokyo"), digest=MONDAY_8)
@@ -176,7 +163,7 @@ def test_no_note_when_the_digest_has_somewhere_to_go(settings, fake_crontab, cap
 # ---- hostile data folders --------------------------------------------------------------------
 
 @pytest.mark.parametrize("odd_installation", PATHS["names"], indirect=True, ids=repr)
-def test_digest_line_sends_on_exactly_that_folder(odd_installation, tmp_path):  # noqa: F811
+def test_digest_line_sends_on_exactly_that_folder(odd_installation, tmp_path):
     odd, settings = odd_installation
     block = schedule.cron_block(settings, ZoneInfo("UTC"), ZoneInfo("Asia/Tokyo"), digest=MONDAY_8)
     lines = command_lines(block)
@@ -263,8 +250,7 @@ def test_systemd_accepts_the_digest_units_and_fires_monday_8_berlin(settings, tm
         assert (berlin.weekday(), berlin.hour, berlin.minute) == (0, 8, 0)
 
 
-def test_install_reinstall_and_remove_systemd_with_the_digest(settings, fake_systemd,  # noqa: F811
-                                                              capsys):
+def test_install_reinstall_and_remove_systemd_with_the_digest(settings, fake_systemd, capsys):
     units, log = fake_systemd / "units", fake_systemd / "bin" / "systemctl.log"
     assert main(["schedule", "install", "systemd", "--digest", "Mon 08:00", "--dry-run"]) == 0
     assert "enable --now octet.timer octet-digest.timer" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from pipeline.core import weeks
 from pipeline.core.errors import ConfigError
 from pipeline.stages import delivery
 from pipeline.stages.digest import Digest, build_digest
+from pipeline.stages.library import database_stamp
 from storage.digests import last_sends
 from ui import common
 
@@ -43,22 +44,13 @@ def digest_of(config) -> Digest:
     """This week's digest, built again only when the database changed or the week turned:
     building it ranks the week's arrivals (a second or two at 75k papers), and every click
     on the page reruns it."""
-    files = (config.db_path, config.db_path.with_name(config.db_path.name + ".wal"))
     return _built(config, str(config.db_path), weeks.current_week(config.timezone),
-                  tuple(_signature(path) for path in files))
+                  database_stamp(config.db_path))
 
 
 @st.cache_data(ttl=600, max_entries=4, show_spinner="Building this week's digest…")
 def _built(_config, db_path: str, week: str, signature: tuple) -> Digest:
     return build_digest(_config)
-
-
-def _signature(path) -> tuple[int, int]:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return (0, 0)
-    return (stat.st_size, stat.st_mtime_ns)
 
 
 def framed(html: str) -> str:

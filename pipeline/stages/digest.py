@@ -29,6 +29,9 @@ TITLE_CHARS, TLDR_CHARS, WHY_CHARS, NOTES_CHARS = 300, 600, 300, 1500
 """The most characters of a title, TL;DR, reason and notes a digest carries (paper and
 model text is untrusted: a title of a megabyte must not make a megabyte of mail)."""
 
+ARRIVALS = 20000
+"""The most papers of the window a digest ranks (newest first): a week is about 10,000."""
+
 RUNNERS_UP = 2
 """How many runners-up the digest names."""
 
@@ -194,7 +197,7 @@ def build_digest(settings: Settings, week: str | None = None,
     pick = ensure_pick(settings, now) if week == this_week else reading.get_pick(db_path, week)
     # Shown as a date in the reader's zone; the same instant either way.
     since = window_start(settings, week).astimezone(weeks.reader_zone(settings.timezone))
-    window = digests.arrivals(db_path, since, window_end(settings, week, now))
+    window = reading.inbox_candidates(db_path, since, ARRIVALS, window_end(settings, week, now))
     shown = {pick["arxiv_id"]} if pick else set()
     runner_ids = _runner_ids(settings, pick, shown)
     sections = _sections(settings, window["ids"], shown | set(runner_ids))

@@ -110,11 +110,17 @@ def _read(path: Path, what: str, reader):
     if not path.exists():
         return None
     key = (str(path.resolve()), what)
-    stamp = (_signature(path), _signature(Path(f"{path}.wal")))
+    stamp = database_stamp(path)
     cached = _READ.get(key)
     if cached is None or cached[0] != stamp:
         cached = _READ[key] = (stamp, reader())
     return cached[1]
+
+
+def database_stamp(path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Size and modification time of the database file and of its WAL: it changes whenever
+    anything is written (a write lands in the WAL first)."""
+    return (_signature(path), _signature(Path(f"{path}.wal")))
 
 
 def _signature(path: Path) -> tuple[int, int]:
