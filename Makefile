@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The tests drive the Ray engine on a local Ray too: the cluster extra comes with them.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,cluster]"
 	touch $@
 
 run: $(STAMP)
@@ -30,13 +31,17 @@ run: $(STAMP)
 system-deps:
 	@bash .ci/system-deps
 
-# Everything, the soak and kill tests included (about 8 minutes on two cores).
-test: $(TEST_STAMP) system-deps
-	$(BIN)/python -m pytest -q
+# Test files run side by side in TEST_WORKERS processes (pytest-xdist; a file's tests stay
+# together in one process, in order). TEST_WORKERS=0 runs them all in this process.
+TEST_WORKERS ?= 2
 
-# The edit loop: leaves out the tests marked slow (soak, kills, concurrency).
+# Everything, the soak and kill tests included.
+test: $(TEST_STAMP) system-deps
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The edit loop: leaves out the tests marked slow (soak, kills, concurrency, Ray).
 test-fast: $(TEST_STAMP) system-deps
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench

@@ -51,11 +51,13 @@ def run_stages(settings: Settings, report: dict) -> None:
 
 def _done(report: dict) -> dict:
     """A stage that failed as a whole, an input file damaged part way, an import that
-    stored no paper, or an asked-for id arXiv does not know is an error (exit 1); per-paper
+    stored no paper, an asked-for id arXiv does not know, or a backfill shard that failed
+    after its retries is an error (exit 1); per-paper
     errors are not. An API that answered no hydration request is arXiv unreachable (exit 3)."""
     failed = (any("error" in stage for stage in report["stages"].values())
               or "damaged" in report or report.get("not_found")
-              or report.get("nothing_imported"))
+              or report.get("nothing_imported")
+              or report.get("backfill", {}).get("failed_shards"))
     report.update(status="done with errors" if failed else "done", exit_code=1 if failed else 0)
     if report.get("unreachable"):
         report.update(status="unreachable", exit_code=3)
@@ -227,6 +229,18 @@ def import_lines(settings: Settings, lines, command: str = "import",
         return record(target, _done(report), run_id, started)
 
 
+def _check_backfilled(report: dict) -> None:
+    """A fresh backfill that stored nothing is a wrong file, as for an import; one whose
+    filters kept nothing says so."""
+    if report["backfill"]["resumed"]:
+        return
+    if report.get("filtered") and not report["fetched"]:
+        report["note"] = (f"no paper matched the filters ({report['filtered']} left out); check "
+                          "--categories, --since and --until")
+        return
+    _check_stored(report)
+
+
 def _check_stored(report: dict) -> None:
     """An import in which no line was a paper is an error (exit 1): a wrong file. (A file
     damaged before its first paper already is one.)"""
@@ -235,3 +249,25 @@ def _check_stored(report: dict) -> None:
     report["nothing_imported"] = True
     report["errors"].append(f"no line is a paper ({report['skipped']} skipped, see "
                             "skipped_reasons); nothing was stored — check the file")
+
+
+def backfill(settings: Settings, options) -> dict:
+    """``octet backfill FILE``: store the file's papers, then classify and summarize every
+    stored paper lacking them on the chosen engine (``pipeline.stages.backfill``). Under
+    the run lock and in the run log, like an import; a rerun resumes an unfinished one."""
+    from pipeline.stages.backfill import run_backfill
+
+    with run_lock(settings.home, settings.lock_max_age), run_log(settings.home):
+        report = new_report("backfill", settings)
+        report["categories"] = list(options.categories)
+        started = time.perf_counter()
+        runs.close_interrupted_runs(settings.db_path)
+        run_id = runs.start_run(settings.db_path, "backfill", tuple(options.categories))
+        with _recorded(settings, report, run_id, started):
+            run_backfill(settings, options, report)
+            _check_backfilled(report)
+            if report["backfill"].get("failed_shards"):
+                report["errors"].append(f"{report['backfill']['failed_shards']} shard(s) failed "
+                                        "after retries (see shard_errors); run the same "
+                                        "command again to retry them")
+        return record(settings, _done(report), run_id, started)

@@ -14,6 +14,10 @@ _SCORE_COLUMNS = tuple(code.lower() for code in CODES)
 _VECTOR = pa.list_(pa.float32(), DIMENSIONS)
 
 
+SCORES_STALE = "(s.arxiv_id IS NULL OR s.version <> p.version OR s.model_version <> $model_version)"
+"""A paper ``p`` whose scores ``s`` (LEFT JOINed on arxiv_id) are missing or not current."""
+
+
 def pending_papers(db_path: Path, model_version: str, limit: int | None = None,
                    encoder: str = ENCODER_NAME) -> list[dict]:
     """Papers without current scores (new, re-versioned or scored by another model), with
@@ -25,9 +29,10 @@ def pending_papers(db_path: Path, model_version: str, limit: int | None = None,
             FROM papers p
             LEFT JOIN family_scores s ON s.arxiv_id = p.arxiv_id
             LEFT JOIN embeddings e ON e.arxiv_id = p.arxiv_id AND e.version = p.version
-                                   AND e.encoder = ?
-            WHERE s.arxiv_id IS NULL OR s.version <> p.version OR s.model_version <> ?
-            ORDER BY p.arxiv_id {limit_sql}""", [encoder, model_version]).fetchall()
+                                   AND e.encoder = $encoder
+            WHERE {SCORES_STALE}
+            ORDER BY p.arxiv_id {limit_sql}""", {"encoder": encoder,
+                                                "model_version": model_version}).fetchall()
     return [{"arxiv_id": a, "version": v, "title": t, "abstract": ab, "has_embedding": h}
             for a, v, t, ab, h in rows]
 
@@ -35,10 +40,9 @@ def pending_papers(db_path: Path, model_version: str, limit: int | None = None,
 def count_pending(db_path: Path, model_version: str) -> int:
     """How many stored papers lack current scores."""
     with connect(db_path, read_only=True) as con:
-        return con.execute("""
+        return con.execute(f"""
             SELECT count(*) FROM papers p LEFT JOIN family_scores s USING (arxiv_id)
-            WHERE s.arxiv_id IS NULL OR s.version <> p.version OR s.model_version <> ?""",
-                           [model_version]).fetchone()[0]
+            WHERE {SCORES_STALE}""", {"model_version": model_version}).fetchone()[0]
 
 
 def stored_vectors(db_path: Path, keys: list[tuple[str, int]],
@@ -111,6 +115,27 @@ def store_results(db_path: Path, embedded: list[dict], scored: list[dict], model
                         "(SELECT arxiv_id FROM new_scores)")
             con.execute(f"INSERT INTO family_scores ({names}) SELECT {names} FROM new_scores")
             con.unregister("new_scores")
+
+
+def merge_results(con, relation: str, encoder: str = ENCODER_NAME) -> int:
+    """Inside the caller's transaction: embeddings and scores from ``relation`` (a view with
+    the columns of ``store_results``' tables, ``vector`` and ``model_version`` per row;
+    rows without scores are left out), kept only where the row's version is the stored one
+    (a paper that moved on is scored again by the next run). Returns the scores written."""
+    current = (f"FROM {relation} r JOIN papers p ON p.arxiv_id = r.arxiv_id "
+               "AND p.version = r.version WHERE r.model_version IS NOT NULL")
+    con.execute(f"INSERT INTO embeddings (arxiv_id, version, encoder, vector) "
+                f"SELECT r.arxiv_id, r.version, ?, r.vector::FLOAT[{DIMENSIONS}] {current} "
+                "AND r.vector IS NOT NULL ON CONFLICT DO NOTHING", [encoder])
+    names = ", ".join(("arxiv_id", "version", "model_version", *_SCORE_COLUMNS, "labels",
+                       "low_confidence"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_scores AS SELECT "
+                f"{', '.join('r.' + name for name in names.split(', '))} {current}")
+    con.execute("DELETE FROM family_scores WHERE arxiv_id IN (SELECT arxiv_id FROM merged_scores)")
+    con.execute(f"INSERT INTO family_scores ({names}) SELECT {names} FROM merged_scores")
+    written = con.execute("SELECT count(*) FROM merged_scores").fetchone()[0]
+    con.execute("DROP TABLE merged_scores")
+    return written
 
 
 def families_for(db_path: Path, arxiv_ids: list[str]) -> dict[str, dict]:

@@ -64,6 +64,15 @@ def _held(handle, path: Path, max_age: float | None) -> RuntimeError:
                      "this one exits and leaves it to finish")
 
 
+def keep_lock_alive(home: Path) -> None:
+    """Say the lock's holder still moves on (a backfill merging its shards for hours): the
+    lock's age, which ``lock_max_age`` judges, counts from now."""
+    try:
+        os.utime(home / "run.lock")
+    except OSError:  # no lock file: nothing to keep alive
+        pass
+
+
 def run_in_progress(home: Path) -> bool:
     """Whether the process that last took the run lock is alive: a run row still marked
     'running' without one was killed. Reads the pid instead of trying the lock, which

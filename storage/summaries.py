@@ -29,16 +29,22 @@ _NOTHING_GENERATED = """
         + (s.results <> '')::INT + (s.why_it_matters <> '')::INT"""
 
 
+SUMMARY_JOIN = """LEFT JOIN summaries s ON s.arxiv_id = p.arxiv_id AND s.backend = $backend
+     AND s.model = $model AND s.prompt_version = $prompt_version AND s.version = p.version"""
+SUMMARY_MISSING = f"(s.arxiv_id IS NULL OR ({_NOTHING_GENERATED}))"
+"""A paper ``p`` with no summary ``s`` (``SUMMARY_JOIN``) from this backend, model and prompt
+at its current version (a generated one with no field the model wrote counts as none)."""
+
+
 def pending_ids(db_path: Path, backend: str, model: str, prompt_version: str) -> list[str]:
     """Papers with no summary from this backend/model/prompt at their current version (a
     generated one with no field the model wrote counts as none)."""
     with connect(db_path, read_only=True) as con:
         rows = con.execute(f"""
-            SELECT p.arxiv_id FROM papers p
-            LEFT JOIN summaries s ON s.arxiv_id = p.arxiv_id AND s.backend = ?
-                 AND s.model = ? AND s.prompt_version = ? AND s.version = p.version
-            WHERE s.arxiv_id IS NULL OR ({_NOTHING_GENERATED})
-            ORDER BY p.arxiv_id""", [backend, model, prompt_version]).fetchall()
+            SELECT p.arxiv_id FROM papers p {SUMMARY_JOIN}
+            WHERE {SUMMARY_MISSING} ORDER BY p.arxiv_id""",
+                           {"backend": backend, "model": model,
+                            "prompt_version": prompt_version}).fetchall()
     return [row[0] for row in rows]
 
 
@@ -67,6 +73,19 @@ def save_summaries(db_path: Path, summaries: list) -> int:
                     f"SELECT {names} FROM incoming_summaries")
         con.unregister("incoming_summaries")
     return len(summaries)
+
+
+def merge_results(con, relation: str) -> int:
+    """Inside the caller's transaction: the summaries in ``relation`` (a view with the
+    columns of ``summaries``; rows whose ``backend`` is null carry none), kept only where
+    the row's version is the stored one. Returns how many were written."""
+    names = ", ".join(_COLUMNS)
+    current = (f"FROM {relation} r JOIN papers p ON p.arxiv_id = r.arxiv_id "
+               "AND p.version = r.version WHERE r.backend IS NOT NULL")
+    written = con.execute(f"SELECT count(*) {current}").fetchone()[0]
+    con.execute(f"INSERT OR REPLACE INTO summaries ({names}) "
+                f"SELECT {', '.join('r.' + name for name in _COLUMNS)} {current}")
+    return written
 
 
 MAX_BORROWED_FIELDS = 2

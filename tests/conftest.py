@@ -65,3 +65,24 @@ def odd_installation(tmp_path, monkeypatch, request):
     settings = load_settings({"home": str(odd / "home"), "db": str(odd / "db" / "x.duckdb")},
                              environ={})
     return odd, settings
+
+
+# ---- backfills: the input and the daily stages' rows, computed once per session ------
+
+@pytest.fixture(scope="session")
+def papers_file(tmp_path_factory) -> Path:
+    """The first ``BACKFILL_PAPERS`` papers of the listings slice, as an Octet JSONL file."""
+    from tests.helpers import BACKFILL_PAPERS, real_listings, write_input
+
+    return write_input(tmp_path_factory.mktemp("input"), real_listings(limit=BACKFILL_PAPERS))
+
+
+@pytest.fixture(scope="session")
+def daily_rows(papers_file, tmp_path_factory) -> dict[str, dict]:
+    """The same papers through `octet import`, whose stages are the daily job's: what a
+    backfill on either engine must equal (computed once per test session)."""
+    from tests.helpers import octet, result_rows
+
+    home = tmp_path_factory.mktemp("daily")
+    octet(home, "import", str(papers_file), "--json")
+    return result_rows(home / "octet.duckdb")

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
 import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from pipeline.core.paper import Paper, abs_url, clean_text, pdf_url
 from storage.papers import upsert_papers
@@ -187,3 +192,67 @@ def chat_reply(content: str) -> dict:
     return {"object": "chat.completion", "choices": [{"index": 0, "message": {
         "role": "assistant", "content": content}, "finish_reason": "stop"}]}
 
+
+
+# ---- backfills: the real command, and its rows compared with the daily stages' ----------
+
+BACKFILL_PAPERS = 300
+"""Real papers a backfill test runs through (the ``backfill_input`` fixture)."""
+
+
+def write_input(folder: Path, rows: list[dict], name: str = "papers.jsonl") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def octet(home: Path, *arguments: str, check: bool = True, variables: dict | None = None,
+          **options) -> subprocess.CompletedProcess:
+    """The real command in its own process, on ``home`` (``variables``: more environment)."""
+    environment = {**os.environ, "OCTET_HOME": str(home), "HF_HUB_OFFLINE": "1",
+                   **(variables or {})}
+    finished = subprocess.run([sys.executable, "-m", "pipeline.cli", *arguments], text=True,
+                              capture_output=True, env=environment, timeout=600, **options)
+    if check:
+        assert finished.returncode == 0, finished.stderr + finished.stdout
+    return finished
+
+
+def result_rows(db_path: Path) -> dict[str, dict]:
+    """Every paper's version, scores, labels, embedding and summary, as comparable values."""
+    from storage.db import connect, rows_of
+
+    with connect(db_path, read_only=True) as con:
+        scores = rows_of(con.execute("SELECT * EXCLUDE (scored_at) FROM family_scores"))
+        summaries = rows_of(con.execute(
+            "SELECT * EXCLUDE (created_at) FROM summaries ORDER BY arxiv_id"))
+        vectors = rows_of(con.execute("SELECT arxiv_id, version, vector FROM embeddings"))
+        papers = rows_of(con.execute("SELECT arxiv_id, version FROM papers"))
+    rows = {row["arxiv_id"]: {"version": row["version"]} for row in papers}
+    for row in scores:
+        rows[row.pop("arxiv_id")]["scores"] = row
+    for row in summaries:
+        rows[row.pop("arxiv_id")].setdefault("summaries", []).append(row)
+    for row in vectors:
+        rows[row["arxiv_id"]].setdefault("vectors", []).append(row["vector"])
+    return rows
+
+
+def assert_same_results(found: dict[str, dict], expected: dict[str, dict]) -> None:
+    """Labels and summaries equal; scores and embeddings within float tolerance; nothing
+    missing, nothing twice."""
+    assert found.keys() == expected.keys()
+    for arxiv_id, want in expected.items():
+        got = found[arxiv_id]
+        assert got["version"] == want["version"]
+        assert len(got.get("vectors", [])) == len(want.get("vectors", [])) == 1, arxiv_id
+        assert np.allclose(got["vectors"][0], want["vectors"][0], atol=1e-4), arxiv_id
+        got_scores, want_scores = dict(got["scores"]), dict(want["scores"])
+        assert got_scores.pop("labels") == want_scores.pop("labels"), arxiv_id
+        for name, value in want_scores.items():
+            if isinstance(value, float):
+                assert got_scores[name] == pytest.approx(value, abs=1e-3), (arxiv_id, name)
+            else:
+                assert got_scores[name] == value, (arxiv_id, name)
+        assert got["summaries"] == want["summaries"], arxiv_id

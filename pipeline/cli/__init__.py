@@ -14,18 +14,19 @@ import os
 import sys
 from dataclasses import replace
 
-from pipeline.cli import (digest, export, families, feed, papers, reading, runs, schedule,
-                          search, summaries)
+from pipeline.cli import (backfill, digest, export, families, feed, papers, reading, runs,
+                          schedule, search, summaries)
 from pipeline.core.errors import (EXIT_UNEXPECTED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
                                   UsageError)
 from pipeline.core.paper import clean_text
 from pipeline.core.settings import load_settings
+from pipeline.stages import progress
 from pipeline.stages.library import choose_library, demo_notice
 from pipeline.stages.delivery import DeliveryUnreachable
 from pipeline.stages.sources import ArxivUnreachable
 
-COMMAND_MODULES = (runs, papers, families, summaries, reading, search, export, digest, feed,
-                   schedule)
+COMMAND_MODULES = (runs, papers, backfill, families, summaries, reading, search, export, digest,
+                   feed, schedule)
 """In the order ``octet --help`` lists their commands."""
 
 READING_COMMANDS = frozenset({"status", "show", "pick", "queue", "done", "export", "label",
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    # A script reads --json output: no bar, even when it runs the command in a terminal.
+    progress.set_quiet(bool(getattr(args, "json", False)))
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE

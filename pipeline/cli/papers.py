@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import lzma
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from pipeline.job import print_report
 from pipeline.core.paper import InvalidArxivId, normalize_id
 from pipeline.stages.library import choose_library
 from pipeline.stages.papers import demo_lines
-from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable
+from pipeline.stages.sources import ArxivRequestError, ArxivUnreachable, open_jsonl
 from storage import papers as store
 from storage.families import families_for
 from storage.reading import reading_of
@@ -52,7 +51,8 @@ def register(subparsers) -> None:
     command.set_defaults(handler=show)
 
 
-def _parse_day(text: str | None, name: str) -> date | None:
+def parse_day(text: str | None, name: str) -> date | None:
+    """A ``--since``/``--until`` flag as a date (None when not given); a bad one names the form."""
     if text is None:
         return None
     try:
@@ -64,8 +64,8 @@ def _parse_day(text: str | None, name: str) -> date | None:
 def fetch(args, settings) -> int:
     if args.ids:
         return report_of(lambda: job.fetch_ids(settings, _id_list(args.ids)), args.json)
-    since = _parse_day(args.since, "--since")
-    until = _parse_day(args.until, "--until") or date.today()
+    since = parse_day(args.since, "--since")
+    until = parse_day(args.until, "--until") or date.today()
     if since > until:
         raise UsageError(f"--since {since} is after --until {until}; swap them")
     if (until - since) > timedelta(days=366):
@@ -127,12 +127,7 @@ def _open_lines(source: str):
                          "(or .jsonl.xz / .jsonl.gz) in it")
     if not path.is_file():
         raise UsageError(f"{source} does not exist; give the path of a .jsonl file")
-    if path.suffix == ".xz":
-        return lzma.open(path, "rt", encoding="utf-8", errors="surrogateescape")
-    if path.suffix == ".gz":
-        import gzip
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape")
-    return open(path, encoding="utf-8", errors="surrogateescape")
+    return open_jsonl(path)
 
 
 def import_file(args, settings) -> int:

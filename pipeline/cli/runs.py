@@ -11,7 +11,8 @@ from pipeline.core import weeks
 from pipeline.stages import last_digest
 from pipeline.stages.library import choose_library, demo_reason, is_demo_database
 from pipeline.stages.sources import ArxivUnreachable
-from storage import papers, runs
+from pipeline.core.paper import clean_text
+from storage import backfill, papers, runs
 
 
 def register(subparsers) -> None:
@@ -63,14 +64,46 @@ def status(args, settings) -> int:
     result = {"db": str(settings.db_path), "papers": papers.count_papers(settings.db_path),
               "demo": demo, "demo_reason": demo_reason(settings) if demo else None,
               "last_run": latest[0] if latest else None,
-              "last_digest": last_digest.as_json(digest)}
+              "last_digest": last_digest.as_json(digest),
+              "backfill": backfill_status(settings)}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
     print(f"{result['papers']} papers in {result['db']}" + (" (DEMO)" if demo else ""))
     print(_last_run_line(result["last_run"]))
     print(last_digest.status_line(digest, weeks.reader_zone(settings.timezone)))
+    if result["backfill"]:
+        print(_backfill_line(result["backfill"]))
     return 0
+
+
+def backfill_status(settings) -> dict | None:
+    """The newest backfill, with ``status``: running, interrupted (its process is gone:
+    a rerun of the same command resumes it), done or failed."""
+    held = backfill.latest_job(settings.db_path)
+    if held is None:
+        return None
+    status = held["state"]
+    if status in ("storing", "running"):
+        status = "running" if runs.run_in_progress(settings.home) else "interrupted"
+    return {**held, "status": status}
+
+
+def _backfill_line(held: dict) -> str:
+    source = clean_text(held["source"])
+    if held["status"] == "failed":
+        return (f"last backfill {held['job_id']}: {held['failed']} shards failed; run "
+                f"`octet backfill {source}` again to retry them")
+    if held["status"] == "done":
+        return (f"last backfill {held['job_id']}: done {_minute(held['finished_at'])}, "
+                f"{held['merged']} of {held['shards']} shards merged")
+    where = ("storing its papers" if held["state"] == "storing" else
+             f"{held['merged']} of {held['shards']} shards merged, {held['papers_left']} "
+             "papers to go")
+    line = f"backfill {held['job_id']} ({held['engine']}): {held['status']}, {where}"
+    if held["status"] == "interrupted":
+        line += f"; resume with `octet backfill {source}` and the same options"
+    return line
 
 
 def _last_run_line(last: dict | None) -> str:

@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import unicodedata
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from pipeline.core.paper import abs_url, clean_text, pdf_url
 from pipeline.core.settings import Settings
 from pipeline.core.weeks import current_week, today
 from pipeline.stages import obsidian as note_files
+from pipeline.stages import progress
 from pipeline.stages.obsidian import Entry, VaultNote
 from storage import export as store
 from storage import reading
@@ -167,23 +169,32 @@ def export_obsidian(settings: Settings, vault: Path, states: tuple[str, ...] = D
     owned, foreign, broken = scan_papers(folder)
     baselines = store.export_baselines(settings.db_path, str(vault))
     names = assign_names(entries, owned, foreign)
-    report = {"vault": str(vault), "notes": len(entries), "created": 0, "updated": 0,
-              "unchanged": 0, "recreated": [], "renamed": [], "backups": [],
-              "pending_edits": [], "unreadable": [str(path) for path in broken],
-              "families": 0, "weeks": 0}
+    report = _export_report(vault, entries, broken)
     hub_notes = {arxiv_id: _vault_note(existing.path.stem, existing.note.frontmatter)
                  for arxiv_id, existing in owned.items()}
     written = []
-    for entry in entries:
-        arxiv_id = entry.paper.arxiv_id
-        baseline, frontmatter = _write_paper(
-            vault, folder, entry, names[arxiv_id], owned.get(arxiv_id),
-            baselines.get(arxiv_id), report)
-        written.append(baseline)
-        hub_notes[arxiv_id] = _vault_note(names[arxiv_id], frontmatter)
+    # One file per paper: `--all` on a big library writes tens of thousands. Nothing to
+    # export draws no bar (the loop, and so `shown`, never runs).
+    with progress.bar("export", len(entries)) if entries else nullcontext() as shown:
+        for entry in entries:
+            arxiv_id = entry.paper.arxiv_id
+            baseline, frontmatter = _write_paper(
+                vault, folder, entry, names[arxiv_id], owned.get(arxiv_id),
+                baselines.get(arxiv_id), report)
+            written.append(baseline)
+            hub_notes[arxiv_id] = _vault_note(names[arxiv_id], frontmatter)
+            shown.update()
     _write_hubs(vault, list(hub_notes.values()), report)
     store.record_exports(settings.db_path, str(vault), written)
     return report
+
+
+def _export_report(vault: Path, entries: list[Entry], broken: list[Path]) -> dict:
+    """The Obsidian export's report before any note is written."""
+    return {"vault": str(vault), "notes": len(entries), "created": 0, "updated": 0,
+            "unchanged": 0, "recreated": [], "renamed": [], "backups": [],
+            "pending_edits": [], "unreadable": [str(path) for path in broken],
+            "families": 0, "weeks": 0}
 
 
 def _write_paper(vault: Path, folder: Path, entry: Entry, stem: str,

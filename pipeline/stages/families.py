@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.text import DIMENSIONS, ENCODER_NAME, paper_text
+from pipeline.stages import progress
 from pipeline.stages.encoder import embed_texts
 from pipeline.core.families import CODES, NONE
 
@@ -492,22 +493,43 @@ def run_stage(settings, report: dict | None = None) -> dict:
 def classify_pending(settings, limit: int | None = None) -> dict:
     """Score up to ``limit`` (default: all) papers without current scores, one batch at a
     time: read (then close), embed what has no stored embedding, classify, write."""
-    from storage import families as store
-
     head = current_head(settings.home)
     counts = {"classified": 0, "embedded": 0, "low_confidence": 0, "model_version": head.version}
-    while limit is None or counts["classified"] < limit:
-        wanted = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - counts["classified"])
-        batch = store.pending_papers(settings.db_path, head.version, limit=wanted)
-        if not batch:
-            break
-        embedded, results = _classify_batch(settings, head, batch)
-        store.store_results(settings.db_path, embedded, results, head.version)
-        counts["classified"] += len(results)
-        counts["embedded"] += len(embedded)
-        counts["low_confidence"] += sum(1 for row in results if row["low_confidence"])
-        log.info("classified %d papers (%d embedded)", counts["classified"], counts["embedded"])
+    total = _pending_total(settings, head, limit)
+    if not total:
+        return counts
+    with progress.bar("classify", total) as shown:
+        while limit is None or counts["classified"] < limit:
+            wanted = BATCH_SIZE if limit is None else min(BATCH_SIZE, limit - counts["classified"])
+            done = _classify_next(settings, head, wanted, counts)
+            if not done:
+                break
+            shown.update(done)
     return counts
+
+
+def _pending_total(settings, head: Head, limit: int | None) -> int:
+    """How many papers this pass scores (the bar's total): every pending one, or ``limit``."""
+    from storage import families as store
+
+    pending = store.count_pending(settings.db_path, head.version)
+    return pending if limit is None else min(limit, pending)
+
+
+def _classify_next(settings, head: Head, wanted: int, counts: dict) -> int:
+    """Score and store the next ``wanted`` pending papers; returns how many (0: none left)."""
+    from storage import families as store
+
+    batch = store.pending_papers(settings.db_path, head.version, limit=wanted)
+    if not batch:
+        return 0
+    embedded, results = _classify_batch(settings, head, batch)
+    store.store_results(settings.db_path, embedded, results, head.version)
+    counts["classified"] += len(results)
+    counts["embedded"] += len(embedded)
+    counts["low_confidence"] += sum(1 for row in results if row["low_confidence"])
+    log.info("classified %d papers (%d embedded)", counts["classified"], counts["embedded"])
+    return len(results)
 
 
 def _classify_batch(settings, head: Head, batch: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -7,10 +7,11 @@ import logging
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pipeline.core.settings import Settings
 from pipeline.core.paper import Paper
+from pipeline.stages import progress
 from pipeline.stages.sources import (ArxivRequestError, ArxivUnreachable, DamagedFile, Listing,
                               Transport, backfill, fetch_feed, hydrate, parse_rss, read_jsonl)
 from storage import papers as store
@@ -179,27 +180,45 @@ def ingest_ids(settings: Settings, transport: Transport, arxiv_ids: list[str],
 
 
 def ingest_lines(db_path: Path, lines: Iterable[str], report: dict,
-                 announce_type: str = "import") -> None:
+                 announce_type: str = "import",
+                 keep: Callable[[Paper], bool] | None = None) -> None:
     """Store papers from JSONL lines in chunks; bad lines are reported and skipped. A file
     damaged part way is an error of the run (``report["damaged"]``): what came before the
-    damage is stored."""
+    damage is stored. A bar counts the papers read (a stream has no known total)."""
     chunk: list[Paper] = []
-    try:
-        for number, paper, error in read_jsonl(lines, announce_type):
-            if error:
-                report["skipped"] += 1
-                key = f"line {number}"
-                report["skipped_reasons"][key] = error.removeprefix(f"{key}: ")
-                continue
-            report["fetched"] += 1
-            chunk.append(paper)
-            if len(chunk) >= STORE_CHUNK:
-                _count(report, store.upsert_papers(db_path, chunk))
-                chunk = []
-    except DamagedFile as error:
-        report["damaged"] = str(error)
-        report["errors"].append(str(error))
+    with progress.bar("import") as shown:
+        try:
+            for number, paper, error in read_jsonl(lines, announce_type):
+                if error:
+                    _skip_line(report, number, error)
+                    continue
+                shown.update()  # every paper read: a filtered-out stretch is no stall
+                if keep is not None and not keep(paper):
+                    report["filtered"] = report.get("filtered", 0) + 1
+                    continue
+                report["fetched"] += 1
+                chunk.append(paper)
+                if len(chunk) >= STORE_CHUNK:
+                    _store_chunk(db_path, chunk, report, shown)
+                    chunk = []
+        except DamagedFile as error:
+            report["damaged"] = str(error)
+            report["errors"].append(str(error))
+        _store_chunk(db_path, chunk, report, shown)
+
+
+def _skip_line(report: dict, number: int, error: str) -> None:
+    report["skipped"] += 1
+    key = f"line {number}"
+    report["skipped_reasons"][key] = error.removeprefix(f"{key}: ")
+
+
+def _store_chunk(db_path: Path, chunk: list[Paper], report: dict, shown: progress.Bar) -> None:
+    # Storing 25,000 papers takes seconds: the bar says why its count stands still.
+    if chunk:
+        shown.note(f"storing {len(chunk)}")
     _count(report, store.upsert_papers(db_path, chunk))
+    shown.note("")
 
 
 def demo_lines() -> list[str]:

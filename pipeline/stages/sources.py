@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import arxiv
@@ -457,6 +458,18 @@ def backfill(transport: Transport, settings: Settings, since: date, until: date,
 
 
 # ---- JSONL files --------------------------------------------------------------------
+
+def open_jsonl(path: Path):
+    """A JSON-lines file as text lines, decompressed by its suffix (.xz, .gz). Bytes that
+    are not UTF-8 survive as surrogates, so ``read_jsonl`` reports and skips that one line
+    instead of the whole file failing."""
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8", errors="surrogateescape")
+    if path.suffix == ".gz":
+        import gzip
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape")
+    return open(path, encoding="utf-8", errors="surrogateescape")
+
 
 def read_jsonl(lines: Iterable[str], announce_type: str = "import"
                ) -> Iterator[tuple[int, Paper | None, str | None]]:

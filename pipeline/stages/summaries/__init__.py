@@ -14,6 +14,7 @@ from typing import Callable
 from pipeline.core.errors import ConfigError
 from pipeline.core.paper import Paper
 from pipeline.core.settings import SUMMARIZERS, Settings
+from pipeline.stages import progress
 from pipeline.stages.summaries.summary import (BackendUnavailable, Summarizer, Summary,
                                                SummaryFailure)
 from storage.papers import load_papers
@@ -89,7 +90,7 @@ def plan_backend(settings: Settings, cuda: Callable[[], bool] | None = None,
     return Plan(replace(settings, summarizer="hf", model=DEFAULT_MODEL), folder, notice)
 
 
-def _build(plan: Plan) -> Summarizer:
+def build_summarizer(plan: Plan) -> Summarizer:
     """The planned backend, ready to run (generative models load on first use)."""
     name = plan.settings.summarizer
     if name == "hf":
@@ -112,7 +113,7 @@ def _configured(settings: Settings) -> tuple[Summarizer, str | None]:
     elif plan.weights:
         log.info("no model is configured: using the default %s from %s",
                  plan.settings.model, plan.weights)
-    return _build(plan), plan.notice
+    return build_summarizer(plan), plan.notice
 
 
 def make_summarizer(settings: Settings) -> Summarizer:
@@ -146,7 +147,7 @@ class StageResult:
         return record
 
 
-def _summarize_isolated(summarizer: Summarizer,
+def summarize_isolated(summarizer: Summarizer,
                         papers: list[Paper]) -> list[Summary | SummaryFailure]:
     """The batch in one call; if the call itself fails, each paper alone, so one bad
     paper costs only itself."""
@@ -158,7 +159,7 @@ def _summarize_isolated(summarizer: Summarizer,
         if len(papers) == 1:
             return [SummaryFailure(papers[0].arxiv_id, f"{type(error).__name__}: {error}")]
         log.warning("batch of %d failed (%s); retrying paper by paper", len(papers), error)
-    return [result for paper in papers for result in _summarize_isolated(summarizer, [paper])]
+    return [result for paper in papers for result in summarize_isolated(summarizer, [paper])]
 
 
 def _store(settings: Settings, results, stage: StageResult) -> None:
@@ -186,15 +187,26 @@ def summarize_pending(settings: Settings, limit: int | None = None,
     # Chunks bound what a kill can lose: each chunk is stored before the next is generated.
     chunk = getattr(summarizer, "chunk_size", 0) or max(1, settings.batch_size) * 8
     try:
-        for start in range(0, len(ids), chunk):
-            papers = load_papers(settings.db_path, ids[start:start + chunk])
-            _store(settings, _summarize_isolated(summarizer, papers), stage)
-            log.info("summarized %d of %d", stage.summarized, stage.pending)
+        _summarize_chunks(settings, summarizer, ids, chunk, stage)
     except BackendUnavailable as error:
         stage.error = str(error)
     finally:
         summarizer.close()
     return stage.as_dict()
+
+
+def _summarize_chunks(settings: Settings, summarizer: Summarizer, ids: list[str], chunk: int,
+                      stage: StageResult) -> None:
+    """Summarize and store ``ids`` chunk by chunk, under a bar (none when nothing is pending)."""
+    if not ids:
+        return
+    with progress.bar("summarize", len(ids)) as shown:
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            papers = load_papers(settings.db_path, part)
+            _store(settings, summarize_isolated(summarizer, papers), stage)
+            log.info("summarized %d of %d", stage.summarized, stage.pending)
+            shown.update(len(part))
 
 
 def run_stage(settings: Settings, report: dict) -> dict:
