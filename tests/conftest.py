@@ -86,3 +86,17 @@ def daily_rows(papers_file, tmp_path_factory) -> dict[str, dict]:
     home = tmp_path_factory.mktemp("daily")
     octet(home, "import", str(papers_file), "--json")
     return result_rows(home / "octet.duckdb")
+
+
+# ---- the real browser: how long an expectation waits ------------------------------------
+
+@pytest.fixture(autouse=True, scope="session")
+def browser_expectations_wait_like_pages():
+    """Playwright's ``expect`` waits 5 s by default, not the pages' 30 s: a first Streamlit
+    render on a busy machine (two test files side by side) takes longer than 5 s. A wait
+    bounds how long to look for something; it is not a measure of speed."""
+    try:
+        from playwright.sync_api import expect
+    except ImportError:  # the app's browser tests then fail on their own import
+        return
+    expect.set_options(timeout=30_000)
