@@ -162,18 +162,31 @@ def _fetching_run(settings: Settings, command: str, transport: Transport | None,
                   fetch: Callable[[Transport, dict], None]) -> dict:
     """One run that talks to arXiv, under the run lock and in the run log: ``fetch`` stores
     papers, then the stages run. A fetch that cannot reach arXiv is recorded and re-raised."""
-    with run_lock(settings.home, settings.lock_max_age), run_log(settings.home):
-        transport = transport or Transport.from_settings(settings)
+    client = transport or Transport.from_settings(settings)
+
+    def work(report: dict, started: float) -> None:
+        fetch(client, report)
+        report["stages"]["fetch"] = {"seconds": round(time.perf_counter() - started, 3),
+                                     "requests": len(client.request_times),
+                                     "retry_wait_seconds": round(client.waited, 1)}
+        run_stages(settings, report)
+    return _run(settings, command, settings.categories, work, logged=True)
+
+
+def _run(settings: Settings, command: str, categories, work: Callable[[dict, float], None],
+         locked: bool = True, logged: bool = False) -> dict:
+    """The frame of every run: the run lock (``RunLocked``, ``RunStuck``), the run log, a
+    row in the runs table that ``_recorded`` closes whatever happens, and the report;
+    ``work(report, started)`` does the run's own part."""
+    lock = run_lock(settings.home, settings.lock_max_age) if locked else nullcontext()
+    with lock, (run_log(settings.home) if logged else nullcontext()):
         report = new_report(command, settings)
         started = time.perf_counter()
-        runs.close_interrupted_runs(settings.db_path)
-        run_id = runs.start_run(settings.db_path, command, settings.categories)
+        if locked:
+            runs.close_interrupted_runs(settings.db_path)
+        run_id = runs.start_run(settings.db_path, command, tuple(categories))
         with _recorded(settings, report, run_id, started):
-            fetch(transport, report)
-            report["stages"]["fetch"] = {"seconds": round(time.perf_counter() - started, 3),
-                                         "requests": len(transport.request_times),
-                                         "retry_wait_seconds": round(transport.waited, 1)}
-            run_stages(settings, report)
+            work(report, started)
         return record(settings, _done(report), run_id, started)
 
 
@@ -214,19 +227,13 @@ def import_lines(settings: Settings, lines, command: str = "import",
     Into the reader's own database it works under the run lock (``RunLocked``,
     ``RunStuck``), like a run; ``db_path`` (the demo database) needs none."""
     target = replace(settings, db=db_path) if db_path else settings
-    lock = nullcontext() if db_path else run_lock(settings.home, settings.lock_max_age)
-    with lock:
-        report = new_report(command, target)
-        started = time.perf_counter()
-        if not db_path:
-            runs.close_interrupted_runs(target.db_path)
-        run_id = runs.start_run(target.db_path, command, ())
-        with _recorded(target, report, run_id, started):
-            ingest_lines(target.db_path, lines, report, announce_type)
-            _check_stored(report)
-            report["stages"]["store"] = {"seconds": round(time.perf_counter() - started, 3)}
-            run_stages(target, report)
-        return record(target, _done(report), run_id, started)
+
+    def work(report: dict, started: float) -> None:
+        ingest_lines(target.db_path, lines, report, announce_type)
+        _check_stored(report)
+        report["stages"]["store"] = {"seconds": round(time.perf_counter() - started, 3)}
+        run_stages(target, report)
+    return _run(target, command, (), work, locked=not db_path)
 
 
 def _check_backfilled(report: dict) -> None:
@@ -254,20 +261,15 @@ def _check_stored(report: dict) -> None:
 def backfill(settings: Settings, options) -> dict:
     """``octet backfill FILE``: store the file's papers, then classify and summarize every
     stored paper lacking them on the chosen engine (``pipeline.stages.backfill``). Under
-    the run lock and in the run log, like an import; a rerun resumes an unfinished one."""
+    the run lock and in the run log, like a run; a rerun resumes an unfinished one."""
     from pipeline.stages.backfill import run_backfill
 
-    with run_lock(settings.home, settings.lock_max_age), run_log(settings.home):
-        report = new_report("backfill", settings)
+    def work(report: dict, started: float) -> None:
         report["categories"] = list(options.categories)
-        started = time.perf_counter()
-        runs.close_interrupted_runs(settings.db_path)
-        run_id = runs.start_run(settings.db_path, "backfill", tuple(options.categories))
-        with _recorded(settings, report, run_id, started):
-            run_backfill(settings, options, report)
-            _check_backfilled(report)
-            if report["backfill"].get("failed_shards"):
-                report["errors"].append(f"{report['backfill']['failed_shards']} shard(s) failed "
-                                        "after retries (see shard_errors); run the same "
-                                        "command again to retry them")
-        return record(settings, _done(report), run_id, started)
+        run_backfill(settings, options, report)
+        _check_backfilled(report)
+        if report["backfill"].get("failed_shards"):
+            report["errors"].append(f"{report['backfill']['failed_shards']} shard(s) failed "
+                                    "after retries (see shard_errors); run the same command "
+                                    "again to retry them")
+    return _run(settings, "backfill", options.categories, work, logged=True)
