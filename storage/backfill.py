@@ -12,13 +12,12 @@ from pathlib import Path
 
 from storage.db import connect, plain_value, rows_of, transaction
 from storage.families import SCORES_STALE
+from storage.papers import PAPER_FIELDS
 from storage.families import merge_results as merge_scores
 from storage.summaries import SUMMARY_JOIN, SUMMARY_MISSING
 from storage.summaries import merge_results as merge_summaries
 
-INPUT_COLUMNS = ("arxiv_id", "version", "title", "authors", "abstract", "categories",
-                 "primary_category", "published", "updated", "comment", "journal_ref", "doi",
-                 "abs_url", "pdf_url", "announce_type", "listed_date")
+INPUT_COLUMNS = PAPER_FIELDS
 """The paper columns a shard's input carries: enough to rebuild each ``Paper``."""
 
 

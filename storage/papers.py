@@ -24,6 +24,9 @@ _SCHEMA = pa.schema([
     ("listed_date", pa.date32()), ("hydrated", pa.bool_()),
 ])
 
+PAPER_FIELDS = _PAPER_COLUMNS[:-1]
+"""The columns that make a ``Paper`` (all but ``hydrated``)."""
+
 
 @dataclass
 class UpsertResult:
@@ -215,7 +218,12 @@ def load_papers(db_path: Path, arxiv_ids: list[str] | None = None) -> list[Paper
 
 
 def _paper_from_row(row) -> Paper:
-    record = dict(zip(_PAPER_COLUMNS[:-1], row))
+    return paper_from_record(dict(zip(PAPER_FIELDS, row)))
+
+
+def paper_from_record(record: dict) -> Paper:
+    """A ``Paper`` from a stored row's values by column name (``PAPER_FIELDS``), as DuckDB
+    and Arrow give them: lists, aware timestamps, a date."""
     record["authors"] = tuple(record["authors"] or ())
     record["categories"] = tuple(record["categories"] or ())
     for name in ("published", "updated"):

@@ -11,7 +11,6 @@ import hashlib
 import io
 import logging
 import os
-from datetime import timezone
 from pathlib import Path
 
 import numpy as np
@@ -193,19 +192,10 @@ def _fill_summary(columns: dict[str, list], row: int, summary) -> None:
 
 
 def papers_of(table: pa.Table) -> list[Paper]:
-    """The ``Paper`` of each input row (the columns of ``storage.backfill.INPUT_COLUMNS``)."""
-    papers = []
-    for record in table.select([name for name in Paper.__dataclass_fields__
-                                if name in table.column_names]).to_pylist():
-        record["authors"] = tuple(record.get("authors") or ())
-        record["categories"] = tuple(record.get("categories") or ())
-        for name in ("published", "updated"):
-            if record.get(name) is not None:
-                record[name] = record[name].astimezone(timezone.utc)
-        if record.get("listed_date") is not None:
-            record["listed_date"] = record["listed_date"].isoformat()
-        papers.append(Paper(**record))
-    return papers
+    """The ``Paper`` of each input row (the columns of ``storage.papers.PAPER_FIELDS``)."""
+    from storage.papers import PAPER_FIELDS, paper_from_record
+
+    return [paper_from_record(record) for record in table.select(list(PAPER_FIELDS)).to_pylist()]
 
 
 # ---- writing ------------------------------------------------------------------------------
