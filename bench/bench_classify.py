@@ -151,7 +151,8 @@ def quality_section() -> str:
                          m["support"]] for code, m in whole["families"].items()])
     worst = ", ".join(f"{c['pair']} ×{c['count']}" for c in whole["confusions"][:6])
     agreement = [json.loads((REPO / "bench/labeling" / name).read_text()) for name in
-                 ("fam_agreement.json", "fam_agreement_round2.json")]
+                 ("fam_agreement.json", "fam_agreement_round2.json", "fam_agreement_round3.json",
+                  "fam_agreement_round4.json")]
     return (f"Shipped head `{head.version}`.\n\n"
             + table(["set", "papers", "macro-F1", "exact-set acc.", "none acc.", "badge precision"],
                     rows)
