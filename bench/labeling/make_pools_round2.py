@@ -3,19 +3,13 @@ and the traps, all in the train split. Selection only (seeded keyword search); t
 come from reading, by two labelers given ``fam_prompt.txt`` with the rules verbatim, and a
 blind second reader on a random 35. Run from the repository root with ../shared beside it."""
 import json
-import lzma
 import random
-import re
 
-SHARED = '../shared'
-LISTINGS = SHARED + '/data/arxiv_listings_cs_2025_2026.jsonl.xz'
-rows = [json.loads(line) for line in lzma.open(LISTINGS, 'rt')]
-dev = {json.loads(line)['arxiv_id'] for line in open(SHARED + '/data/labeled_dev.jsonl')}
-weak = {json.loads(line)['arxiv_id'] for line in open('pipeline/data/families_labeled.jsonl')}
+from rounds import draw_targeted, read_jsonl, unlabeled_listings
+
 ROUND_ONE = 1590  # the first rows of families_read.jsonl; round 2 was appended after them
-read = {json.loads(line)['arxiv_id']
-        for line in list(open('pipeline/data/families_read.jsonl'))[:ROUND_ONE]}
-rows = [r for r in rows if r['id'] not in dev | weak | read and (r.get('abstract') or '').strip()]
+read = {row['arxiv_id'] for row in read_jsonl('pipeline/data/families_read.jsonl')[:ROUND_ONE]}
+rows = unlabeled_listings(read)
 rng = random.Random(2026113003)
 queries = [
     ('slm', r'\bspeech\b|\bspoken\b|audio language model|\bASR\b|\bTTS\b|text[- ]to[- ]speech'
@@ -35,14 +29,7 @@ queries = [
     ('trap-masked-image', r'masked image model|masked autoencoder|\bMAE\b', 10),
     ('trap-rl-actions', r'reinforcement learning.*\b(action|policy)\b|\brobot\w* (policy|manipulation)\b', 10),
     ('trap-token-routing', r'\b(token routing|router|routing)\b', 10), ('trap-sharpness', r'sharpness[- ]aware', 5)]
-out, taken = [], set()
-for name, pattern, count in queries:
-    regex = re.compile(pattern, re.I | re.S)
-    hits = [r for r in rows if r['id'] not in taken and regex.search(r['title'] + ' ' + r['abstract'])]
-    for r in rng.sample(hits, min(count, len(hits))):
-        taken.add(r['id'])
-        out.append(dict(arxiv_id=r['id'], title=r['title'], abstract=r['abstract'],
-                        categories=r['categories'], listed_date=r.get('listed_date'), query=name))
+out = draw_targeted(rows, rng, queries, set(), selection=None)
 rng.shuffle(out)
 with open('family_pool_round2.jsonl', 'w') as handle:
     for r in out:

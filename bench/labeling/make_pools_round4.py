@@ -5,20 +5,13 @@ same choice as round 3) and to every trap the rules name. Selection only (seeded
 come from reading, by seven labelers given ``fam_prompt.txt`` with the rules and the README's clarifications verbatim,
 and a blind second reader on a random 10 %. No held-out paper can be drawn (every labeled id
 is excluded). Run from the repository root with ../shared beside it."""
-import json
-import lzma
 import random
-import re
 
-SHARED = '../shared'
+from rounds import draw_random, draw_targeted, unlabeled_listings, write_pools
+
 FOLDER = '/work/labeling4'
 LABELERS = 7
-LISTINGS = SHARED + '/data/arxiv_listings_cs_2025_2026.jsonl.xz'
-rows = [json.loads(line) for line in lzma.open(LISTINGS, 'rt')]
-dev = {json.loads(line)['arxiv_id'] for line in open(SHARED + '/data/labeled_dev.jsonl')}
-weak = {json.loads(line)['arxiv_id'] for line in open('pipeline/data/families_labeled.jsonl')}
-read = {json.loads(line)['arxiv_id'] for line in open('pipeline/data/families_read.jsonl')}
-rows = [r for r in rows if r['id'] not in dev | weak | read and (r.get('abstract') or '').strip()]
+rows = unlabeled_listings()
 rng = random.Random(2026120104)
 queries = [
     ('mlm', r'\bBERT\b|masked language model|masked diffusion|encoder[- ]only|\bRoBERTa\b|\bDeBERTa'
@@ -42,30 +35,8 @@ queries = [
     ('trap-class-conditional', r'class[- ]conditional|unconditional (image )?generation', 10),
     ('trap-rl-actions', r'reinforcement learning.*\baction', 10),
     ('trap-named-sam', r'\b\w+-SAM\b', 15)]
-out, taken = [], set()
-for r in rng.sample(rows, 325):
-    taken.add(r['id'])
-    out.append(dict(arxiv_id=r['id'], title=r['title'], abstract=r['abstract'],
-                    categories=r['categories'], listed_date=r.get('listed_date'),
-                    selection='random', query=''))
-for name, pattern, count in queries:
-    regex = re.compile(pattern, re.I | re.S)
-    hits = [r for r in rows if r['id'] not in taken and regex.search(r['title'] + ' ' + r['abstract'])]
-    for r in rng.sample(hits, min(count, len(hits))):
-        taken.add(r['id'])
-        out.append(dict(arxiv_id=r['id'], title=r['title'], abstract=r['abstract'],
-                        categories=r['categories'], listed_date=r.get('listed_date'),
-                        selection='targeted', query=name))
+taken: set[str] = set()
+out = draw_random(rows, rng, 325, taken)
+out += draw_targeted(rows, rng, queries, taken)
 rng.shuffle(out)
-with open(f'{FOLDER}/pool_meta.jsonl', 'w') as handle:
-    for r in out:
-        handle.write(json.dumps(r) + '\n')
-for k in range(LABELERS):
-    with open(f'{FOLDER}/pool{k}.jsonl', 'w') as handle:
-        for r in out[k::LABELERS]:
-            handle.write(json.dumps({key: r[key] for key in ('arxiv_id', 'title', 'abstract', 'categories')}) + '\n')
-second = rng.sample(out, len(out) // 10)
-with open(f'{FOLDER}/second_pool.jsonl', 'w') as handle:
-    for r in second:
-        handle.write(json.dumps({key: r[key] for key in ('arxiv_id', 'title', 'abstract', 'categories')}) + '\n')
-print('total', len(out), 'second', len(second))
+write_pools(FOLDER, out, LABELERS, rng.sample(out, len(out) // 10))
